@@ -327,7 +327,7 @@ typedef struct sluice_stun_writer {
     size_t cap;
     size_t len;
     int err;
-    uint8_t sealed; /* 1 after MESSAGE-INTEGRITY(-SHA256), 2 after FINGERPRINT */
+    uint8_t sealed; /* 1 after MESSAGE-INTEGRITY, 2 after -SHA256, 3 after FINGERPRINT */
 } sluice_stun_writer;
 
 /* Start a message. txid NULL: zeros (set it later with memcpy at buf + 8).
