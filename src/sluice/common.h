@@ -68,6 +68,15 @@ SLUICE_API void sluice_test_rng_init(sluice_test_rng *t, uint64_t seed);
 /* Fill-function for sluice_rng with ctx = a sluice_test_rng. */
 SLUICE_API int sluice_test_rng_fill(void *ctx, uint8_t *out, size_t len);
 
+/* Pluggable allocator for stateful objects (tests fail each allocation in
+ * turn). Zero-initialised: libc calloc/free. Objects allocate only when
+ * created. */
+typedef struct sluice_allocator {
+    void *(*calloc)(void *ctx, size_t n, size_t size);
+    void (*free)(void *ctx, void *p);
+    void *ctx;
+} sluice_allocator;
+
 /* Optional log hook: the only callback the core makes. Called synchronously
  * with a formatted, NUL-terminated line; must not call back into sluice. */
 typedef enum {

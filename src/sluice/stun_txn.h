@@ -41,6 +41,8 @@ typedef struct sluice_stun_client_config {
     bool fingerprint;
     /* Randomness for transaction IDs (default OpenSSL). */
     sluice_rng rng;
+    /* Allocator (default libc). Used only in _new and _free. */
+    sluice_allocator alloc;
 } sluice_stun_client_config;
 
 /* Fill cfg with the defaults above. */

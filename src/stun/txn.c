@@ -79,6 +79,23 @@ struct sluice_stun_client {
     long held; /* slot whose response the last event exposed, or -1 */
 };
 
+static void *xcalloc(const sluice_allocator *a, size_t n, size_t size)
+{
+    if (a->calloc)
+        return a->calloc(a->ctx, n, size);
+    return calloc(n, size);
+}
+
+static void xfree(const sluice_allocator *a, void *p)
+{
+    if (!p)
+        return;
+    if (a->free)
+        a->free(a->ctx, p);
+    else
+        free(p);
+}
+
 void sluice_stun_client_config_init(sluice_stun_client_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -103,9 +120,10 @@ sluice_stun_client *sluice_stun_client_new(const sluice_stun_client_config *cfg)
     if (cfg->rc < 1 || cfg->rc > 32 || cfg->rm > 1024 || cfg->initial_rto_us == 0 ||
         cfg->max_transactions < 1 || cfg->max_transactions > MAX_TRANSACTIONS ||
         cfg->max_servers < 1 || cfg->max_servers > MAX_SERVERS || cfg->reliable_timeout_us == 0 ||
-        (cfg->software && strlen(cfg->software) > SLUICE_STUN_MAX_TEXT))
+        (cfg->software && strlen(cfg->software) > SLUICE_STUN_MAX_TEXT) ||
+        (!cfg->alloc.calloc != !cfg->alloc.free))
         return NULL;
-    c = calloc(1, sizeof *c);
+    c = xcalloc(&cfg->alloc, 1, sizeof *c);
     if (!c)
         return NULL;
     c->cfg = *cfg;
@@ -116,9 +134,9 @@ sluice_stun_client *sluice_stun_client_new(const sluice_stun_client_config *cfg)
     c->cfg.software = NULL; /* never keep the caller's pointer */
     c->n_slots = cfg->max_transactions;
     c->n_servers = cfg->max_servers;
-    c->slots = calloc(c->n_slots, sizeof *c->slots);
-    c->servers = calloc(c->n_servers, sizeof *c->servers);
-    c->evq = calloc(c->n_slots, sizeof *c->evq);
+    c->slots = xcalloc(&c->cfg.alloc, c->n_slots, sizeof *c->slots);
+    c->servers = xcalloc(&c->cfg.alloc, c->n_servers, sizeof *c->servers);
+    c->evq = xcalloc(&c->cfg.alloc, c->n_slots, sizeof *c->evq);
     c->held = -1;
     if (!c->slots || !c->servers || !c->evq) {
         sluice_stun_client_free(c);
@@ -137,10 +155,10 @@ void sluice_stun_client_free(sluice_stun_client *c)
             memset(c->slots[i].password, 0, sizeof c->slots[i].password);
         }
     }
-    free(c->slots);
-    free(c->servers);
-    free(c->evq);
-    free(c);
+    xfree(&c->cfg.alloc, c->slots);
+    xfree(&c->cfg.alloc, c->servers);
+    xfree(&c->cfg.alloc, c->evq);
+    xfree(&c->cfg.alloc, c);
 }
 
 static void release_held(sluice_stun_client *c)

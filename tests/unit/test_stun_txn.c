@@ -525,6 +525,54 @@ static void deterministic(void)
     sluice_stun_client_free(c2);
 }
 
+/* A failing allocator: the n-th allocation fails; counts live blocks. */
+struct failing {
+    int fail_at, calls, live;
+};
+static void *f_calloc(void *ctx, size_t n, size_t size)
+{
+    struct failing *f = ctx;
+    if (++f->calls == f->fail_at)
+        return NULL;
+    f->live++;
+    return calloc(n, size);
+}
+static void f_free(void *ctx, void *p)
+{
+    struct failing *f = ctx;
+    f->live--;
+    free(p);
+}
+
+/* style.md: fail each allocation in turn; nothing leaks, nothing crashes. */
+static void allocation_failures(void)
+{
+    sluice_stun_client_config cfg;
+    int total;
+    struct failing f = {0, 0, 0};
+
+    sluice_stun_client_config_init(&cfg);
+    cfg.alloc.calloc = f_calloc;
+    cfg.alloc.free = f_free;
+    cfg.alloc.ctx = &f;
+    sluice_stun_client_free(sluice_stun_client_new(&cfg));
+    total = f.calls;
+    CHECK(total >= 2);
+    CHECK_EQ(f.live, 0);
+    for (int k = 1; k <= total; k++) {
+        sluice_stun_client *c;
+        f.fail_at = k;
+        f.calls = 0;
+        c = sluice_stun_client_new(&cfg);
+        CHECK(c == NULL);
+        CHECK_EQ(f.live, 0);
+        sluice_stun_client_free(c);
+    }
+    /* a half-set allocator is a configuration error */
+    cfg.alloc.free = NULL;
+    CHECK(sluice_stun_client_new(&cfg) == NULL);
+}
+
 int main(void)
 {
     setup();
@@ -539,5 +587,6 @@ int main(void)
     RUN(bounds_and_fifo);
     RUN(indication_and_bad_input);
     RUN(deterministic);
+    RUN(allocation_failures);
     return TEST_DONE();
 }
