@@ -215,9 +215,9 @@ int sluice_addr_from_sockaddr(sluice_addr *a, const void *sa, size_t len)
 static uint32_t classify_v4(const uint8_t *ip)
 {
     uint32_t v = rd32(ip), f = 0;
-    struct {
+    static const struct {
         uint32_t net, mask, flag;
-    } static const tab[] = {
+    } tab[] = {
         {0x00000000u, 0xFF000000u, SLUICE_ADDR_UNSPECIFIED}, /* 0/8 "this network" */
         {0x0A000000u, 0xFF000000u, SLUICE_ADDR_PRIVATE},     /* 10/8 */
         {0x64400000u, 0xFFC00000u, SLUICE_ADDR_SHARED},      /* 100.64/10 */
@@ -319,6 +319,9 @@ uint32_t sluice_addr_classify(const sluice_addr *a, sluice_addr *embedded)
         f |= SLUICE_ADDR_DOCUMENTATION;
     else if (ip[0] == 0x01 && all_zero(ip + 1, 7))
         f |= SLUICE_ADDR_RESERVED; /* 100::/64 discard-only (RFC 6666) */
+    else if (ip[0] == 0x20 && ip[1] == 0x01 && ip[2] == 0x00 && ip[3] == 0x02 && ip[4] == 0 &&
+             ip[5] == 0)
+        f |= SLUICE_ADDR_RESERVED; /* 2001:2::/48 benchmarking (RFC 5180, RFC 6890) */
     else if (ip[0] == 0x20 && ip[1] == 0x01 && ip[2] == 0x00 && (ip[3] & 0xF0) == 0x20)
         f |= SLUICE_ADDR_RESERVED; /* 2001:20::/28 ORCHIDv2 */
     else if ((ip[0] & 0xE0) != 0x20)

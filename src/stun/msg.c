@@ -28,6 +28,42 @@ int sluice_stun_frame_length(const uint8_t *data, size_t len)
     return SLUICE_STUN_HEADER_LEN + rd16(data + 2);
 }
 
+/* Comprehension-required attribute types this codec understands. */
+static bool known_required(uint16_t type)
+{
+    switch (type) {
+    case SLUICE_STUN_ATTR_MAPPED_ADDRESS:
+    case SLUICE_STUN_ATTR_CHANGE_REQUEST:
+    case SLUICE_STUN_ATTR_USERNAME:
+    case SLUICE_STUN_ATTR_MESSAGE_INTEGRITY:
+    case SLUICE_STUN_ATTR_ERROR_CODE:
+    case SLUICE_STUN_ATTR_UNKNOWN_ATTRIBUTES:
+    case SLUICE_STUN_ATTR_CHANNEL_NUMBER:
+    case SLUICE_STUN_ATTR_LIFETIME:
+    case SLUICE_STUN_ATTR_XOR_PEER_ADDRESS:
+    case SLUICE_STUN_ATTR_DATA:
+    case SLUICE_STUN_ATTR_REALM:
+    case SLUICE_STUN_ATTR_NONCE:
+    case SLUICE_STUN_ATTR_XOR_RELAYED_ADDRESS:
+    case SLUICE_STUN_ATTR_REQUESTED_ADDRESS_FAMILY:
+    case SLUICE_STUN_ATTR_EVEN_PORT:
+    case SLUICE_STUN_ATTR_REQUESTED_TRANSPORT:
+    case SLUICE_STUN_ATTR_DONT_FRAGMENT:
+    case SLUICE_STUN_ATTR_MESSAGE_INTEGRITY_SHA256:
+    case SLUICE_STUN_ATTR_PASSWORD_ALGORITHM:
+    case SLUICE_STUN_ATTR_USERHASH:
+    case SLUICE_STUN_ATTR_XOR_MAPPED_ADDRESS:
+    case SLUICE_STUN_ATTR_RESERVATION_TOKEN:
+    case SLUICE_STUN_ATTR_PRIORITY:
+    case SLUICE_STUN_ATTR_USE_CANDIDATE:
+    case SLUICE_STUN_ATTR_PADDING:
+    case SLUICE_STUN_ATTR_RESPONSE_PORT:
+    case SLUICE_STUN_ATTR_CONNECTION_ID:
+        return true;
+    }
+    return false;
+}
+
 int sluice_stun_parse(sluice_stun_msg *m, const uint8_t *data, size_t len)
 {
     size_t mlen, off;
@@ -114,7 +150,7 @@ int sluice_stun_parse(sluice_stun_msg *m, const uint8_t *data, size_t len)
         default:
             /* §14.5: attributes after MESSAGE-INTEGRITY other than the two
              * above are ignored: not looked up, not reported unknown. */
-            if (!seen && type < 0x8000 && !sluice_stun_attr_known(type)) {
+            if (!seen && type < 0x8000 && !known_required(type)) {
                 if (m->n_unknown < SLUICE_STUN_MAX_UNKNOWN)
                     m->unknown[m->n_unknown] = type;
                 if (m->n_unknown < UINT16_MAX)

@@ -39,6 +39,7 @@ struct slot {
     bool indication;
     bool pending_tx;
     bool authenticated; /* the message on the wire carries integrity */
+    bool sha256;        /* ... and it is MESSAGE-INTEGRITY-SHA256 */
     bool challenged;    /* a 401 was answered */
     bool stale_retried; /* a 438 was answered */
     uint8_t txid[SLUICE_STUN_TXID_LEN];
@@ -245,6 +246,7 @@ static int build_message(sluice_stun_client *c, struct slot *t, const struct ser
         return rc;
     memcpy(t->msg + 8, t->txid, SLUICE_STUN_TXID_LEN);
     t->authenticated = false;
+    t->sha256 = false;
 
     if (t->auth == SLUICE_STUN_AUTH_SHORT_TERM) {
         /* RFC 8489 §9.1.2 */
@@ -302,6 +304,7 @@ static int build_message(sluice_stun_client *c, struct slot *t, const struct ser
         else
             sluice_stun_put_integrity(&w, &t->key);
         t->authenticated = true;
+        t->sha256 = sha256;
     } else if (c->software_len) {
         sluice_stun_put_string(&w, SLUICE_STUN_ATTR_SOFTWARE, c->software, c->software_len);
     }
@@ -518,7 +521,11 @@ int sluice_stun_client_handle_datagram(sluice_stun_client *c, uint64_t now_us,
      * request must carry it. Failures are dropped as if never received. */
     if (t->authenticated && t->key_valid) {
         if (m.integrity_off || m.integrity256_off) {
-            if (sluice_stun_check_integrity(&m, &t->key) != 0)
+            /* No downgrade: a request signed with SHA-256 needs a response
+             * whose MESSAGE-INTEGRITY-SHA256 verifies (§9.2.5). */
+            int ok = t->sha256 ? sluice_stun_check_integrity_sha256(&m, &t->key)
+                               : sluice_stun_check_integrity(&m, &t->key);
+            if (ok != 0)
                 return 1;
         } else if (m.cls == SLUICE_STUN_SUCCESS) {
             return 1;

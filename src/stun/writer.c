@@ -36,7 +36,7 @@ int sluice_stun_writer_init(sluice_stun_writer *w, uint8_t *buf, size_t cap, uin
     wr16(buf + 2, 0);
     wr32(buf + 4, SLUICE_STUN_MAGIC_COOKIE);
     if (txid)
-        memcpy(buf + 8, txid, SLUICE_STUN_TXID_LEN);
+        memmove(buf + 8, txid, SLUICE_STUN_TXID_LEN); /* txid may live in buf (in-place copy) */
     else
         memset(buf + 8, 0, SLUICE_STUN_TXID_LEN);
     w->len = SLUICE_STUN_HEADER_LEN;
@@ -47,7 +47,14 @@ int sluice_stun_writer_init_copy(sluice_stun_writer *w, uint8_t *buf, size_t cap
                                  const sluice_stun_msg *m)
 {
     size_t n;
-    int rc = sluice_stun_writer_init(w, buf, cap, m ? m->type : 0, m ? m->data + 8 : NULL);
+    int rc;
+
+    if (!m) {
+        if (w)
+            memset(w, 0, sizeof *w), w->err = SLUICE_ERR_INVALID;
+        return SLUICE_ERR_INVALID;
+    }
+    rc = sluice_stun_writer_init(w, buf, cap, m->type, m->data + 8);
     if (rc < 0)
         return rc;
     n = m->attrs_end - SLUICE_STUN_HEADER_LEN;

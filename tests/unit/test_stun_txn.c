@@ -382,6 +382,19 @@ static void password_algorithms_and_userhash(void)
     CHECK(m.integrity256_off != 0);
     CHECK_EQ(m.integrity_off, 0);
     CHECK_EQ(sluice_stun_check_integrity_sha256(&m, &key), 0);
+    /* no downgrade: a valid SHA-1 MESSAGE-INTEGRITY alone is not enough
+     * for a request signed with MESSAGE-INTEGRITY-SHA256 */
+    {
+        sluice_stun_writer w;
+        sluice_stun_writer_init(&w, resp, sizeof resp,
+                                sluice_stun_type(SLUICE_STUN_BINDING, SLUICE_STUN_SUCCESS),
+                                sluice_stun_txid(&m));
+        sluice_stun_put_xor_address(&w, SLUICE_STUN_ATTR_XOR_MAPPED_ADDRESS, &client_addr);
+        sluice_stun_put_integrity(&w, &key);
+        n = sluice_stun_writer_result(&w);
+        CHECK_EQ(sluice_stun_client_handle_datagram(c, 2, &server, resp, (size_t)n), 1);
+        CHECK(!sluice_stun_client_poll_event(c, &ev));
+    }
     n = respond_binding(&m, &key, resp, sizeof resp);
     CHECK_EQ(sluice_stun_client_handle_datagram(c, 2, &server, resp, (size_t)n), 1);
     CHECK(sluice_stun_client_poll_event(c, &ev));
