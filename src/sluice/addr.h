@@ -40,7 +40,7 @@ SLUICE_API int sluice_addr_format(const sluice_addr *a, bool with_port, char *bu
 
 /* Equality of family, address, port (and scope for IPv6). */
 SLUICE_API bool sluice_addr_equal(const sluice_addr *a, const sluice_addr *b);
-/* Equality of family and address only. */
+/* Equality of family and address (and scope for IPv6), ignoring the port. */
 SLUICE_API bool sluice_addr_equal_ip(const sluice_addr *a, const sluice_addr *b);
 
 /* Conversion to and from struct sockaddr_in / sockaddr_in6 (passed as void *

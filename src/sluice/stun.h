@@ -131,7 +131,8 @@ enum {
 
 /* Limits on variable-length attributes (RFC 8489 §14). */
 #define SLUICE_STUN_MAX_USERNAME 513 /* bytes, "MUST contain a UTF-8 string of less than 513 bytes" */
-#define SLUICE_STUN_MAX_TEXT 763     /* REALM, NONCE, SOFTWARE, reason phrase: 127 chars */
+#define SLUICE_STUN_MAX_TEXT 763     /* REALM, NONCE, SOFTWARE, reason: 127 chars, when decoding */
+#define SLUICE_STUN_MAX_TEXT_ENCODE 509 /* ... and when encoding (RFC 8489 §14.8-§14.10, §14.14) */
 #define SLUICE_STUN_MAX_UNKNOWN 16   /* unknown comprehension-required types reported */
 
 static inline uint16_t sluice_stun_type(uint16_t method, sluice_stun_class cls)
@@ -353,7 +354,7 @@ SLUICE_API int sluice_stun_put_u64(sluice_stun_writer *w, uint16_t type, uint64_
 SLUICE_API int sluice_stun_put_address(sluice_stun_writer *w, uint16_t type, const sluice_addr *a);
 SLUICE_API int sluice_stun_put_xor_address(sluice_stun_writer *w, uint16_t type,
                                            const sluice_addr *a);
-/* USERNAME (< 513 bytes), REALM/NONCE/SOFTWARE (<= 763 bytes) are checked. */
+/* USERNAME (< 513 bytes), REALM/NONCE/SOFTWARE/ALTERNATE-DOMAIN (<= 509 bytes) are checked. */
 SLUICE_API int sluice_stun_put_string(sluice_stun_writer *w, uint16_t type, const char *s,
                                       size_t len);
 /* ERROR-CODE; reason NULL: the standard phrase for the code. */

@@ -121,7 +121,7 @@ sluice_stun_client *sluice_stun_client_new(const sluice_stun_client_config *cfg)
     if (cfg->rc < 1 || cfg->rc > 32 || cfg->rm > 1024 || cfg->initial_rto_us == 0 ||
         cfg->max_transactions < 1 || cfg->max_transactions > MAX_TRANSACTIONS ||
         cfg->max_servers < 1 || cfg->max_servers > MAX_SERVERS || cfg->reliable_timeout_us == 0 ||
-        (cfg->software && strlen(cfg->software) > SLUICE_STUN_MAX_TEXT) ||
+        (cfg->software && strlen(cfg->software) > SLUICE_STUN_MAX_TEXT_ENCODE) ||
         (!cfg->alloc.calloc != !cfg->alloc.free))
         return NULL;
     c = xcalloc(&cfg->alloc, 1, sizeof *c);

@@ -180,7 +180,7 @@ int sluice_stun_put_string(sluice_stun_writer *w, uint16_t type, const char *s, 
         max = SLUICE_STUN_MAX_USERNAME - 1;
     else if (type == SLUICE_STUN_ATTR_REALM || type == SLUICE_STUN_ATTR_NONCE ||
              type == SLUICE_STUN_ATTR_SOFTWARE || type == SLUICE_STUN_ATTR_ALTERNATE_DOMAIN)
-        max = SLUICE_STUN_MAX_TEXT;
+        max = SLUICE_STUN_MAX_TEXT_ENCODE; /* 127 characters, 509 bytes when encoding */
     if (len > max)
         return fail(w, SLUICE_ERR_INVALID);
     return sluice_stun_put(w, type, s, len);
@@ -197,7 +197,7 @@ static int put_error(sluice_stun_writer *w, uint16_t type, int family, int code,
     if (!reason)
         reason = sluice_stun_error_reason(code);
     rlen = strlen(reason);
-    if (rlen > SLUICE_STUN_MAX_TEXT)
+    if (rlen > SLUICE_STUN_MAX_TEXT_ENCODE) /* §14.8: 127 characters, 509 bytes */
         return fail(w, SLUICE_ERR_INVALID);
     p = reserve(w, type, 4 + rlen, false);
     if (!p)

@@ -285,10 +285,10 @@ static void test_string_limits(void)
         size_t max; /* longest accepted */
     } cases[] = {
         {SLUICE_STUN_ATTR_USERNAME, 512},       /* "less than 513 bytes" */
-        {SLUICE_STUN_ATTR_REALM, 763},
-        {SLUICE_STUN_ATTR_NONCE, 763},
-        {SLUICE_STUN_ATTR_SOFTWARE, 763},
-        {SLUICE_STUN_ATTR_ALTERNATE_DOMAIN, 763},
+        {SLUICE_STUN_ATTR_REALM, SLUICE_STUN_MAX_TEXT_ENCODE},
+        {SLUICE_STUN_ATTR_NONCE, SLUICE_STUN_MAX_TEXT_ENCODE},
+        {SLUICE_STUN_ATTR_SOFTWARE, SLUICE_STUN_MAX_TEXT_ENCODE},
+        {SLUICE_STUN_ATTR_ALTERNATE_DOMAIN, SLUICE_STUN_MAX_TEXT_ENCODE},
     };
     static char text[1024];
 
@@ -317,13 +317,22 @@ static void test_string_limits(void)
         CHECK_EQ(sluice_stun_writer_result(&w), SLUICE_ERR_INVALID);
         CHECK_EQ(buf[20], 0xEE);
 
-        /* The same over-long value written raw: the getter refuses it. */
+        /* Written raw: the getter takes up to the decoding limit (RFC 8489
+         * §14.9: 509 bytes when encoding, 763 when decoding) and refuses
+         * one byte more. */
         {
             sluice_stun_msg m;
             const uint8_t *v;
             size_t vlen;
+            size_t dmax = cases[c].type == SLUICE_STUN_ATTR_USERNAME ? cases[c].max
+                                                                      : SLUICE_STUN_MAX_TEXT;
             begin();
-            CHECK_EQ(sluice_stun_put(&w, cases[c].type, text, cases[c].max + 1), 0);
+            CHECK_EQ(sluice_stun_put(&w, cases[c].type, text, dmax), 0);
+            CHECK_EQ(finish(&m), 0);
+            CHECK_EQ(sluice_stun_get_bytes(&m, cases[c].type, &v, &vlen), 0);
+            CHECK_EQ(vlen, dmax);
+            begin();
+            CHECK_EQ(sluice_stun_put(&w, cases[c].type, text, dmax + 1), 0);
             CHECK_EQ(finish(&m), 0);
             CHECK_EQ(sluice_stun_get_bytes(&m, cases[c].type, &v, &vlen), SLUICE_ERR_MALFORMED);
         }
@@ -412,7 +421,7 @@ static void test_error_code(void)
 {
     static const int codes[] = {300, 400, 401, 403, 420, 437, 438, 440, 441, 442, 443,
                                 486, 487, 500, 508, 599, 600, 699};
-    static char longest[SLUICE_STUN_MAX_TEXT + 2];
+    static char longest[SLUICE_STUN_MAX_TEXT_ENCODE + 2];
 
     for (size_t i = 0; i < N(codes); i++) {
         sluice_stun_msg m;
@@ -455,11 +464,11 @@ static void test_error_code(void)
     }
 
     memset(longest, 'r', sizeof longest - 1);
-    longest[SLUICE_STUN_MAX_TEXT] = '\0';
+    longest[SLUICE_STUN_MAX_TEXT_ENCODE] = '\0';
     begin();
     CHECK_EQ(sluice_stun_put_error_code(&w, 500, longest), 0);
-    longest[SLUICE_STUN_MAX_TEXT] = 'r';
-    longest[SLUICE_STUN_MAX_TEXT + 1] = '\0';
+    longest[SLUICE_STUN_MAX_TEXT_ENCODE] = 'r';
+    longest[SLUICE_STUN_MAX_TEXT_ENCODE + 1] = '\0';
     begin();
     CHECK_EQ(sluice_stun_put_error_code(&w, 500, longest), SLUICE_ERR_INVALID);
 
