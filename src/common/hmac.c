@@ -38,56 +38,50 @@ static const struct key_impl *cimpl(const sluice_stun_key *k)
     return (const struct key_impl *)(const void *)k->opaque;
 }
 
+/* The 64-byte HMAC key block for a hash with a 64-byte block (SHA-1 and
+ * SHA-256): the key zero-padded, or its digest when it is longer than the
+ * block (RFC 2104 §2), XOR-ed with pad. */
+static void key_block(uint8_t block[64], const uint8_t *k, size_t len, bool sha256, uint8_t pad)
+{
+    memset(block, 0, 64);
+    if (len > 64) {
+        if (sha256)
+            SHA256(k, len, block);
+        else
+            SHA1(k, len, block);
+    } else if (len) {
+        memcpy(block, k, len);
+    }
+    for (int i = 0; i < 64; i++)
+        block[i] ^= pad;
+}
+
 int sluice_stun_key_raw(sluice_stun_key *key, const uint8_t *k, size_t len)
 {
-    uint8_t block[64], hashed[32];
+    uint8_t block[64];
     struct key_impl *ki;
+    int ok;
 
     if (!key || (!k && len))
         return SLUICE_ERR_INVALID;
     memset(key, 0, sizeof *key);
     ki = impl(key);
 
-    /* SHA-1 block: keys longer than the block are hashed first (RFC 2104 §2). */
-    memset(block, 0, sizeof block);
-    if (len > 64) {
-        SHA1(k, len, hashed);
-        memcpy(block, hashed, 20);
-    } else if (len) {
-        memcpy(block, k, len);
-    }
-    for (int i = 0; i < 64; i++)
-        block[i] ^= 0x36;
-    if (!SHA1_Init(&ki->sha1_inner) || !SHA1_Update(&ki->sha1_inner, block, 64))
-        goto fail;
-    for (int i = 0; i < 64; i++)
-        block[i] ^= 0x36 ^ 0x5c;
-    if (!SHA1_Init(&ki->sha1_outer) || !SHA1_Update(&ki->sha1_outer, block, 64))
-        goto fail;
-
-    memset(block, 0, sizeof block);
-    if (len > 64) {
-        SHA256(k, len, hashed);
-        memcpy(block, hashed, 32);
-    } else if (len) {
-        memcpy(block, k, len);
-    }
-    for (int i = 0; i < 64; i++)
-        block[i] ^= 0x36;
-    if (!SHA256_Init(&ki->sha256_inner) || !SHA256_Update(&ki->sha256_inner, block, 64))
-        goto fail;
-    for (int i = 0; i < 64; i++)
-        block[i] ^= 0x36 ^ 0x5c;
-    if (!SHA256_Init(&ki->sha256_outer) || !SHA256_Update(&ki->sha256_outer, block, 64))
-        goto fail;
+    key_block(block, k, len, false, 0x36);
+    ok = SHA1_Init(&ki->sha1_inner) && SHA1_Update(&ki->sha1_inner, block, 64);
+    key_block(block, k, len, false, 0x5c);
+    ok = ok && SHA1_Init(&ki->sha1_outer) && SHA1_Update(&ki->sha1_outer, block, 64);
+    key_block(block, k, len, true, 0x36);
+    ok = ok && SHA256_Init(&ki->sha256_inner) && SHA256_Update(&ki->sha256_inner, block, 64);
+    key_block(block, k, len, true, 0x5c);
+    ok = ok && SHA256_Init(&ki->sha256_outer) && SHA256_Update(&ki->sha256_outer, block, 64);
     OPENSSL_cleanse(block, sizeof block);
-    OPENSSL_cleanse(hashed, sizeof hashed);
+    if (!ok) {
+        OPENSSL_cleanse(key, sizeof *key);
+        return SLUICE_ERR_CRYPTO;
+    }
     ki->magic = KEY_MAGIC;
     return 0;
-fail:
-    OPENSSL_cleanse(block, sizeof block);
-    OPENSSL_cleanse(key, sizeof *key);
-    return SLUICE_ERR_CRYPTO;
 }
 
 void sluice_stun_key_clear(sluice_stun_key *key)

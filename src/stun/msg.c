@@ -189,23 +189,24 @@ int sluice_stun_find(const sluice_stun_msg *m, uint16_t type, sluice_stun_attr *
     const uint8_t *d = m->data;
     uint32_t off = SLUICE_STUN_HEADER_LEN, end = m->attrs_end;
 
-    if (type == SLUICE_STUN_ATTR_MESSAGE_INTEGRITY)
+    /* Integrity and fingerprint live at or past attrs_end: the parser
+     * recorded where. */
+    switch (type) {
+    case SLUICE_STUN_ATTR_MESSAGE_INTEGRITY:
         off = m->integrity_off;
-    else if (type == SLUICE_STUN_ATTR_MESSAGE_INTEGRITY_SHA256)
+        end = off + 4;
+        break;
+    case SLUICE_STUN_ATTR_MESSAGE_INTEGRITY_SHA256:
         off = m->integrity256_off;
-    else if (type == SLUICE_STUN_ATTR_FINGERPRINT)
+        end = off + 4;
+        break;
+    case SLUICE_STUN_ATTR_FINGERPRINT:
         off = m->fingerprint_off;
-    /* Integrity and fingerprint live at or past attrs_end: use their offsets. */
-    if (type == SLUICE_STUN_ATTR_MESSAGE_INTEGRITY ||
-        type == SLUICE_STUN_ATTR_MESSAGE_INTEGRITY_SHA256 ||
-        type == SLUICE_STUN_ATTR_FINGERPRINT) {
-        if (!off)
-            return SLUICE_ERR_NOT_FOUND;
-        a->type = type;
-        a->len = rd16(d + off + 2);
-        a->value = d + off + 4;
-        return 0;
+        end = off + 4;
+        break;
     }
+    if (!off)
+        return SLUICE_ERR_NOT_FOUND;
 
     /* The parser validated every bound up to attrs_end. */
     while (off + 4 <= end) {

@@ -55,7 +55,8 @@ struct slot {
     unsigned sent;
     uint64_t rto_us, base_rto_us;
     uint64_t first_sent_us, last_sent_us, next_us;
-    uint16_t body_len, msg_len, resp_len;
+    uint16_t msg_len, resp_len;
+    sluice_stun_msg body_msg; /* the caller's request, validated once in send */
     uint8_t body[MSG_MAX];
     uint8_t msg[MSG_MAX];
     uint8_t resp[MSG_MAX];
@@ -234,14 +235,10 @@ static void rtt_sample(sluice_stun_client *c, struct server *s, uint64_t r)
 static int build_message(sluice_stun_client *c, struct slot *t, const struct server *srv)
 {
     sluice_stun_writer w;
-    sluice_stun_msg body;
     bool sha256 = false;
     int rc;
 
-    rc = sluice_stun_parse(&body, t->body, t->body_len);
-    if (rc < 0)
-        return rc;
-    rc = sluice_stun_writer_init_copy(&w, t->msg, sizeof t->msg, &body);
+    rc = sluice_stun_writer_init_copy(&w, t->msg, sizeof t->msg, &t->body_msg);
     if (rc < 0)
         return rc;
     memcpy(t->msg + 8, t->txid, SLUICE_STUN_TXID_LEN);
@@ -395,7 +392,8 @@ int sluice_stun_client_send(sluice_stun_client *c, uint64_t now_us, const uint8_
     t->ev_code = t->ev_reason = 0;
     t->ev_rtt_us = 0;
     memcpy(t->body, body, len);
-    t->body_len = (uint16_t)len;
+    t->body_msg = m; /* offsets are relative: re-point the view at our copy */
+    t->body_msg.data = t->body;
     if (req->auth == SLUICE_STUN_AUTH_SHORT_TERM) {
         rc = sluice_stun_key_short_term(&t->key, t->password, t->password_len);
         if (rc < 0)

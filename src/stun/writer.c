@@ -316,46 +316,41 @@ int sluice_stun_put_password_algorithms(sluice_stun_writer *w, const uint16_t *a
     return 0;
 }
 
-int sluice_stun_put_integrity(sluice_stun_writer *w, const sluice_stun_key *key)
+/* RFC 8489 §14.5 / §14.6: HMAC over the message up to the attribute, with
+ * the header length already counting it (set by reserve). MESSAGE-INTEGRITY
+ * may precede MESSAGE-INTEGRITY-SHA256 and is then covered by it. */
+static int put_mac(sluice_stun_writer *w, const sluice_stun_key *key, bool sha256)
 {
     uint8_t *p;
+    size_t covered;
     int rc;
 
     if (!key)
         return fail(w, SLUICE_ERR_INVALID);
-    if (w->sealed)
+    if (w->sealed > (sha256 ? 1 : 0))
         return fail(w, SLUICE_ERR_STATE);
-    p = reserve(w, SLUICE_STUN_ATTR_MESSAGE_INTEGRITY, 20, false);
+    p = reserve(w, sha256 ? SLUICE_STUN_ATTR_MESSAGE_INTEGRITY_SHA256
+                          : SLUICE_STUN_ATTR_MESSAGE_INTEGRITY,
+                sha256 ? 32 : 20, sha256);
     if (!p)
         return w->err;
-    /* RFC 8489 §14.5: HMAC over the message up to the attribute, with the
-     * header length already counting MESSAGE-INTEGRITY (set by reserve). */
-    rc = sluice_hmac_sha1(key, w->buf, (size_t)(p - 4 - w->buf), NULL, 0, p);
+    covered = (size_t)(p - 4 - w->buf);
+    rc = sha256 ? sluice_hmac_sha256(key, w->buf, covered, NULL, 0, p)
+                : sluice_hmac_sha1(key, w->buf, covered, NULL, 0, p);
     if (rc < 0)
         return fail(w, rc);
-    w->sealed = 1;
+    w->sealed = sha256 ? 2 : 1;
     return 0;
+}
+
+int sluice_stun_put_integrity(sluice_stun_writer *w, const sluice_stun_key *key)
+{
+    return put_mac(w, key, false);
 }
 
 int sluice_stun_put_integrity_sha256(sluice_stun_writer *w, const sluice_stun_key *key)
 {
-    uint8_t *p;
-    int rc;
-
-    if (!key)
-        return fail(w, SLUICE_ERR_INVALID);
-    if (w->sealed > 1)
-        return fail(w, SLUICE_ERR_STATE);
-    p = reserve(w, SLUICE_STUN_ATTR_MESSAGE_INTEGRITY_SHA256, 32, true);
-    if (!p)
-        return w->err;
-    /* RFC 8489 §14.6: as §14.5 but HMAC-SHA256; MESSAGE-INTEGRITY may
-     * precede it and is then covered. */
-    rc = sluice_hmac_sha256(key, w->buf, (size_t)(p - 4 - w->buf), NULL, 0, p);
-    if (rc < 0)
-        return fail(w, rc);
-    w->sealed = 2;
-    return 0;
+    return put_mac(w, key, true);
 }
 
 int sluice_stun_put_fingerprint(sluice_stun_writer *w)
