@@ -4,6 +4,7 @@
 #ifndef SLUICE_COMMON_INTERNAL_H
 #define SLUICE_COMMON_INTERNAL_H
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "sluice/common.h"
@@ -38,6 +39,21 @@ static inline void wr64(uint8_t *p, uint64_t v)
 {
     wr32(p, (uint32_t)(v >> 32));
     wr32(p + 4, (uint32_t)v);
+}
+
+/* The pluggable allocator (zero-initialised: libc), for stateful objects. */
+static inline void *sluice_xcalloc(const sluice_allocator *a, size_t n, size_t size)
+{
+    return a->calloc ? a->calloc(a->ctx, n, size) : calloc(n, size);
+}
+static inline void sluice_xfree(const sluice_allocator *a, void *p)
+{
+    if (!p)
+        return;
+    if (a->free)
+        a->free(a->ctx, p);
+    else
+        free(p);
 }
 
 bool sluice_log_enabled(sluice_log_level level);

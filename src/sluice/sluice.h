@@ -7,5 +7,6 @@
 #include "sluice/addr.h"
 #include "sluice/stun.h"
 #include "sluice/stun_txn.h"
+#include "sluice/turn_client.h"
 
 #endif

@@ -81,23 +81,6 @@ struct sluice_stun_client {
     long held; /* slot whose response the last event exposed, or -1 */
 };
 
-static void *xcalloc(const sluice_allocator *a, size_t n, size_t size)
-{
-    if (a->calloc)
-        return a->calloc(a->ctx, n, size);
-    return calloc(n, size);
-}
-
-static void xfree(const sluice_allocator *a, void *p)
-{
-    if (!p)
-        return;
-    if (a->free)
-        a->free(a->ctx, p);
-    else
-        free(p);
-}
-
 void sluice_stun_client_config_init(sluice_stun_client_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -125,7 +108,7 @@ sluice_stun_client *sluice_stun_client_new(const sluice_stun_client_config *cfg)
         (cfg->software && strlen(cfg->software) > SLUICE_STUN_MAX_TEXT_ENCODE) ||
         (!cfg->alloc.calloc != !cfg->alloc.free))
         return NULL;
-    c = xcalloc(&cfg->alloc, 1, sizeof *c);
+    c = sluice_xcalloc(&cfg->alloc, 1, sizeof *c);
     if (!c)
         return NULL;
     c->cfg = *cfg;
@@ -136,9 +119,9 @@ sluice_stun_client *sluice_stun_client_new(const sluice_stun_client_config *cfg)
     c->cfg.software = NULL; /* never keep the caller's pointer */
     c->n_slots = cfg->max_transactions;
     c->n_servers = cfg->max_servers;
-    c->slots = xcalloc(&c->cfg.alloc, c->n_slots, sizeof *c->slots);
-    c->servers = xcalloc(&c->cfg.alloc, c->n_servers, sizeof *c->servers);
-    c->evq = xcalloc(&c->cfg.alloc, c->n_slots, sizeof *c->evq);
+    c->slots = sluice_xcalloc(&c->cfg.alloc, c->n_slots, sizeof *c->slots);
+    c->servers = sluice_xcalloc(&c->cfg.alloc, c->n_servers, sizeof *c->servers);
+    c->evq = sluice_xcalloc(&c->cfg.alloc, c->n_slots, sizeof *c->evq);
     c->held = -1;
     if (!c->slots || !c->servers || !c->evq) {
         sluice_stun_client_free(c);
@@ -157,10 +140,10 @@ void sluice_stun_client_free(sluice_stun_client *c)
             memset(c->slots[i].password, 0, sizeof c->slots[i].password);
         }
     }
-    xfree(&c->cfg.alloc, c->slots);
-    xfree(&c->cfg.alloc, c->servers);
-    xfree(&c->cfg.alloc, c->evq);
-    xfree(&c->cfg.alloc, c);
+    sluice_xfree(&c->cfg.alloc, c->slots);
+    sluice_xfree(&c->cfg.alloc, c->servers);
+    sluice_xfree(&c->cfg.alloc, c->evq);
+    sluice_xfree(&c->cfg.alloc, c);
 }
 
 static void release_held(sluice_stun_client *c)

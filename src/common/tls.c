@@ -1,0 +1,520 @@
+/* SPDX-License-Identifier: MIT */
+/* Sans-IO TLS endpoint: an OpenSSL SSL object between two memory BIOs, with
+ * bounded buffers on both sides and plaintext held until the handshake ends. */
+#include <arpa/inet.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "common/internal.h"
+#include "common/tls.h"
+
+#define DEFAULT_MAX_BUFFERED (256u * 1024u)
+/* The largest record a TLS 1.2 peer may send (RFC 5246 §6.2.3: 2^14 + 2048
+ * bytes of ciphertext plus the 5-byte header). A smaller bound could refuse
+ * a record that is needed whole before anything can be read. */
+#define MIN_MAX_BUFFERED (5u + 16384u + 2048u)
+/* Keeps every length representable in the int returns. */
+#define MAX_MAX_BUFFERED (INT_MAX / 2)
+#define HELD_MIN_CAP 4096u
+
+struct sluice_tls {
+    SSL *ssl;
+    BIO *rbio; /* ciphertext fed by the owner, read by OpenSSL; owned by ssl */
+    BIO *wbio; /* ciphertext written by OpenSSL, taken by the owner; owned by ssl */
+    size_t max_buffered;
+    bool server;
+    bool established;   /* the handshake completed once */
+    bool closed;        /* sluice_tls_close was called */
+    bool close_pending; /* close_notify still to be queued */
+    bool peer_closed;   /* the peer's close_notify was read */
+    int err;
+    /* Plaintext accepted by sluice_tls_write but not yet given to SSL_write:
+     * before the handshake ends, or after SSL_write asked to be retried. */
+    uint8_t *held;
+    size_t held_len, held_cap;
+    char err_text[256];
+};
+
+void sluice_tls_config_init(sluice_tls_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->verify = true;
+    cfg->max_buffered = DEFAULT_MAX_BUFFERED;
+}
+
+static const char *role(const sluice_tls *t)
+{
+    return t->server ? "server" : "client";
+}
+
+/* Record the first fatal error. Certificate verification failures become
+ * SLUICE_ERR_AUTH with the X.509 reason; the rest SLUICE_ERR_CRYPTO with the
+ * OpenSSL error string. Empties the error queue either way. */
+static int fail(sluice_tls *t, int ssl_error)
+{
+    unsigned long e = ERR_peek_error();
+    long vr = SSL_get_verify_result(t->ssl);
+
+    if (t->err) {
+        ERR_clear_error();
+        return t->err;
+    }
+    if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED &&
+        vr != X509_V_OK) {
+        t->err = SLUICE_ERR_AUTH;
+        snprintf(t->err_text, sizeof t->err_text, "%s", X509_verify_cert_error_string(vr));
+    } else {
+        t->err = SLUICE_ERR_CRYPTO;
+        if (e)
+            ERR_error_string_n(e, t->err_text, sizeof t->err_text);
+        else
+            snprintf(t->err_text, sizeof t->err_text, "TLS failure (SSL_get_error %d)", ssl_error);
+    }
+    ERR_clear_error();
+    t->established = false;
+    t->held_len = 0;
+    sluice_log(SLUICE_LOG_WARNING, "tls", "%s: %s", role(t), t->err_text);
+    return t->err;
+}
+
+static bool retryable(int ssl_error)
+{
+    return ssl_error == SSL_ERROR_WANT_READ || ssl_error == SSL_ERROR_WANT_WRITE;
+}
+
+/* Queue the close_notify once the handshake has ended and every held byte
+ * has gone to SSL_write: it must follow the data written before it. */
+static int maybe_shutdown(sluice_tls *t)
+{
+    int r;
+
+    if (!t->close_pending || !t->established || t->held_len || t->err)
+        return t->err;
+    ERR_clear_error();
+    r = SSL_shutdown(t->ssl);
+    if (r < 0) {
+        int e = SSL_get_error(t->ssl, r);
+        if (retryable(e))
+            return 0;
+        return fail(t, e);
+    }
+    t->close_pending = false;
+    return 0;
+}
+
+/* Give the held plaintext to SSL_write. A retry must present the same bytes
+ * again (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER allows the address to change),
+ * which holds because held only ever grows at its end until written. */
+static int flush_held(sluice_tls *t)
+{
+    size_t n;
+
+    if (!t->established || t->err)
+        return t->err;
+    if (t->held_len) {
+        ERR_clear_error();
+        if (!SSL_write_ex(t->ssl, t->held, t->held_len, &n)) {
+            int e = SSL_get_error(t->ssl, 0);
+            return retryable(e) ? 0 : fail(t, e);
+        }
+        /* Without SSL_MODE_ENABLE_PARTIAL_WRITE success means all of it. */
+        t->held_len = 0;
+        if (t->held_cap > HELD_MIN_CAP) {
+            OPENSSL_cleanse(t->held, t->held_cap);
+            free(t->held);
+            t->held = NULL;
+            t->held_cap = 0;
+        }
+    }
+    return maybe_shutdown(t);
+}
+
+/* Advance the handshake with whatever ciphertext has been fed. */
+static int drive_handshake(sluice_tls *t)
+{
+    int r;
+
+    if (t->established || t->err)
+        return t->err;
+    ERR_clear_error();
+    r = SSL_do_handshake(t->ssl);
+    if (r != 1) {
+        int e = SSL_get_error(t->ssl, r);
+        if (retryable(e))
+            return 0;
+        return fail(t, e);
+    }
+    t->established = true;
+    sluice_log(SLUICE_LOG_DEBUG, "tls", "%s: %s established (%s)", role(t), SSL_get_version(t->ssl),
+               SSL_get_cipher_name(t->ssl));
+    return flush_held(t);
+}
+
+static bool is_ip_literal(const char *s)
+{
+    uint8_t b[16];
+    return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
+}
+
+static SSL_CTX *make_ctx(const sluice_tls_config *cfg, const char **what)
+{
+    SSL_CTX *ctx = SSL_CTX_new(cfg->server ? TLS_server_method() : TLS_client_method());
+
+    *what = "SSL_CTX_new";
+    if (!ctx)
+        return NULL;
+    *what = "protocol version";
+    if (!SSL_CTX_set_min_proto_version(ctx,
+                                       cfg->min_version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION))
+        goto fail;
+    /* Renegotiation is the one thing that makes SSL_write wait for the peer
+     * after the handshake; nobody here needs it. Sessions are never resumed,
+     * so a TLS 1.3 server sends no tickets. */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (cfg->server) {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_num_tickets(ctx, 0);
+    } else {
+        *what = cfg->ca_file ? cfg->ca_file : "default verify paths";
+        if (cfg->ca_file ? !SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL)
+                         : !SSL_CTX_set_default_verify_paths(ctx))
+            goto fail;
+        SSL_CTX_set_verify(ctx, cfg->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+    }
+    if (cfg->cert_file) {
+        *what = cfg->cert_file;
+        if (!SSL_CTX_use_certificate_chain_file(ctx, cfg->cert_file))
+            goto fail;
+        *what = cfg->key_file;
+        if (!SSL_CTX_use_PrivateKey_file(ctx, cfg->key_file, SSL_FILETYPE_PEM))
+            goto fail;
+        *what = "certificate and key do not match";
+        if (!SSL_CTX_check_private_key(ctx))
+            goto fail;
+    }
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+/* Client only: SNI and the name the certificate must carry. RFC 6066 §3:
+ * no IP literals in SNI; an IP is matched against iPAddress SANs. */
+static bool set_peer_name(SSL *ssl, const char *name)
+{
+    if (is_ip_literal(name))
+        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1;
+    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    return SSL_set_tlsext_host_name(ssl, name) == 1 && SSL_set1_host(ssl, name) == 1;
+}
+
+static bool config_valid(const sluice_tls_config *cfg)
+{
+    if (cfg->max_buffered < MIN_MAX_BUFFERED || cfg->max_buffered > MAX_MAX_BUFFERED)
+        return false;
+    if (cfg->min_version != 0 && cfg->min_version != 12 && cfg->min_version != 13)
+        return false;
+    if (!cfg->cert_file != !cfg->key_file)
+        return false;
+    if (cfg->server && !cfg->cert_file)
+        return false;
+    if (!cfg->server && cfg->server_name &&
+        (!cfg->server_name[0] || strlen(cfg->server_name) > 255))
+        return false;
+    return true;
+}
+
+/* Log why creation failed: what was being set up and OpenSSL's reason. */
+static int create_failed(const sluice_tls *t, const char *what)
+{
+    unsigned long e = ERR_peek_error();
+    char reason[200] = "";
+
+    if (e)
+        ERR_error_string_n(e, reason, sizeof reason);
+    sluice_log(SLUICE_LOG_ERROR, "tls", "%s: cannot create: %s%s%s", role(t), what,
+               reason[0] ? ": " : "", reason);
+    ERR_clear_error();
+    /* Only allocation failures leave no reason behind. */
+    return e ? SLUICE_ERR_CRYPTO : SLUICE_ERR_NOMEM;
+}
+
+/* The SSL object between two memory BIOs. Returns 0 or a SLUICE_ERR_*. */
+static int setup(sluice_tls *t, const sluice_tls_config *cfg)
+{
+    const char *what = "";
+    SSL_CTX *ctx = make_ctx(cfg, &what);
+
+    if (!ctx)
+        return create_failed(t, what);
+    t->ssl = SSL_new(ctx);
+    /* The SSL object keeps its own reference to the context. */
+    SSL_CTX_free(ctx);
+    if (!t->ssl)
+        return create_failed(t, "SSL_new");
+    t->rbio = BIO_new(BIO_s_mem());
+    t->wbio = BIO_new(BIO_s_mem());
+    if (!t->rbio || !t->wbio) {
+        BIO_free(t->rbio);
+        BIO_free(t->wbio);
+        return create_failed(t, "BIO_new");
+    }
+    /* An empty BIO means "no data yet", never end of stream. */
+    BIO_set_mem_eof_return(t->rbio, -1);
+    BIO_set_mem_eof_return(t->wbio, -1);
+    SSL_set_bio(t->ssl, t->rbio, t->wbio);
+
+    if (cfg->server) {
+        SSL_set_accept_state(t->ssl);
+        return 0;
+    }
+    SSL_set_connect_state(t->ssl);
+    if (cfg->server_name && !set_peer_name(t->ssl, cfg->server_name))
+        return create_failed(t, "server name");
+    /* The ClientHello goes out now; fail() has logged any failure. */
+    return drive_handshake(t);
+}
+
+sluice_tls *sluice_tls_new(const sluice_tls_config *cfg, int *err)
+{
+    sluice_tls_config def;
+    sluice_tls *t;
+    int r;
+
+    if (!cfg) {
+        sluice_tls_config_init(&def);
+        cfg = &def;
+    }
+    if (!config_valid(cfg)) {
+        sluice_log(SLUICE_LOG_ERROR, "tls", "invalid TLS configuration");
+        if (err)
+            *err = SLUICE_ERR_INVALID;
+        return NULL;
+    }
+    t = calloc(1, sizeof *t);
+    if (!t) {
+        if (err)
+            *err = SLUICE_ERR_NOMEM;
+        return NULL;
+    }
+    t->server = cfg->server;
+    t->max_buffered = cfg->max_buffered;
+    ERR_clear_error();
+    r = setup(t, cfg);
+    ERR_clear_error();
+    if (r < 0) {
+        sluice_tls_free(t);
+        t = NULL;
+    }
+    if (err)
+        *err = r < 0 ? r : 0;
+    return t;
+}
+
+void sluice_tls_free(sluice_tls *t)
+{
+    if (!t)
+        return;
+    SSL_free(t->ssl); /* and both BIOs */
+    if (t->held) {
+        OPENSSL_cleanse(t->held, t->held_cap);
+        free(t->held);
+    }
+    free(t);
+}
+
+int sluice_tls_feed(sluice_tls *t, const uint8_t *data, size_t len)
+{
+    int r;
+
+    if (!t || (!data && len))
+        return SLUICE_ERR_INVALID;
+    if (t->err)
+        return t->err;
+    if (t->peer_closed)
+        return SLUICE_ERR_STATE;
+    if (len > t->max_buffered)
+        return SLUICE_ERR_INVALID;
+    if (BIO_ctrl_pending(t->rbio) + len > t->max_buffered)
+        return SLUICE_ERR_FULL;
+    if (!len)
+        return 0;
+    ERR_clear_error();
+    if (BIO_write(t->rbio, data, (int)len) != (int)len)
+        return fail(t, SSL_ERROR_SYSCALL);
+    r = drive_handshake(t);
+    ERR_clear_error();
+    return r < 0 ? r : (int)len;
+}
+
+int sluice_tls_read(sluice_tls *t, uint8_t *buf, size_t cap)
+{
+    size_t n;
+    int r;
+
+    if (!t || (!buf && cap))
+        return SLUICE_ERR_INVALID;
+    if (t->err)
+        return t->err;
+    if (t->peer_closed)
+        return SLUICE_ERR_STATE;
+    ERR_clear_error();
+    if (drive_handshake(t) < 0)
+        return t->err;
+    if (!t->established || !cap)
+        return 0;
+    if (cap > INT_MAX)
+        cap = INT_MAX;
+    ERR_clear_error();
+    if (SSL_read_ex(t->ssl, buf, cap, &n)) {
+        /* A record read may have unblocked a write that asked for a retry. */
+        r = flush_held(t);
+        ERR_clear_error();
+        return r < 0 ? r : (int)n;
+    }
+    r = SSL_get_error(t->ssl, 0);
+    if (retryable(r)) {
+        r = flush_held(t);
+        ERR_clear_error();
+        return r;
+    }
+    if (r == SSL_ERROR_ZERO_RETURN) {
+        ERR_clear_error();
+        t->peer_closed = true;
+        return SLUICE_ERR_STATE;
+    }
+    return fail(t, r);
+}
+
+static int hold(sluice_tls *t, const uint8_t *data, size_t len)
+{
+    if (t->held_len + len > t->held_cap) {
+        size_t cap = t->held_cap ? t->held_cap : HELD_MIN_CAP;
+        uint8_t *p;
+
+        while (cap < t->held_len + len)
+            cap *= 2;
+        if (cap > t->max_buffered)
+            cap = t->max_buffered;
+        p = malloc(cap);
+        if (!p)
+            return SLUICE_ERR_NOMEM;
+        if (t->held_len)
+            memcpy(p, t->held, t->held_len);
+        if (t->held) {
+            OPENSSL_cleanse(t->held, t->held_cap);
+            free(t->held);
+        }
+        t->held = p;
+        t->held_cap = cap;
+    }
+    memcpy(t->held + t->held_len, data, len);
+    t->held_len += len;
+    return 0;
+}
+
+int sluice_tls_write(sluice_tls *t, const uint8_t *data, size_t len)
+{
+    size_t n;
+    int r;
+
+    if (!t || (!data && len))
+        return SLUICE_ERR_INVALID;
+    if (t->err)
+        return t->err;
+    if (t->closed)
+        return SLUICE_ERR_STATE;
+    if (len > t->max_buffered)
+        return SLUICE_ERR_INVALID;
+    if (BIO_ctrl_pending(t->wbio) + t->held_len + len > t->max_buffered)
+        return SLUICE_ERR_FULL;
+    if (!len)
+        return 0;
+    ERR_clear_error();
+    if (!t->established || t->held_len) {
+        /* Behind the handshake or behind earlier bytes: keep the order. */
+        r = hold(t, data, len);
+        if (r == 0)
+            r = flush_held(t);
+    } else if (SSL_write_ex(t->ssl, data, len, &n)) {
+        r = 0;
+    } else {
+        r = SSL_get_error(t->ssl, 0);
+        r = retryable(r) ? hold(t, data, len) : fail(t, r);
+    }
+    ERR_clear_error();
+    return r < 0 ? r : (int)len;
+}
+
+int sluice_tls_take_output(sluice_tls *t, uint8_t *buf, size_t cap)
+{
+    int n;
+
+    if (!t || (!buf && cap))
+        return SLUICE_ERR_INVALID;
+    if (!cap || !BIO_ctrl_pending(t->wbio))
+        return 0;
+    n = BIO_read(t->wbio, buf, cap > INT_MAX ? INT_MAX : (int)cap);
+    return n > 0 ? n : 0;
+}
+
+size_t sluice_tls_pending_output(const sluice_tls *t)
+{
+    return t ? BIO_ctrl_pending(t->wbio) : 0;
+}
+
+bool sluice_tls_established(const sluice_tls *t)
+{
+    return t && t->established && !t->err;
+}
+
+int sluice_tls_error(const sluice_tls *t)
+{
+    return t ? t->err : SLUICE_ERR_INVALID;
+}
+
+const char *sluice_tls_error_text(const sluice_tls *t)
+{
+    return t ? t->err_text : "";
+}
+
+void sluice_tls_close(sluice_tls *t)
+{
+    if (!t || t->closed)
+        return;
+    t->closed = true;
+    if (t->err)
+        return;
+    t->close_pending = true;
+    ERR_clear_error();
+    maybe_shutdown(t);
+    ERR_clear_error();
+}
+
+int sluice_tls_peer_fingerprint(const sluice_tls *t, uint8_t out[32])
+{
+    const X509 *cert;
+    unsigned int n = 0;
+    int r;
+
+    if (!t || !out)
+        return SLUICE_ERR_INVALID;
+    if (!t->established || t->err)
+        return SLUICE_ERR_NOT_FOUND;
+    cert = SSL_get0_peer_certificate(t->ssl);
+    if (!cert)
+        return SLUICE_ERR_NOT_FOUND;
+    ERR_clear_error();
+    r = X509_digest(cert, EVP_sha256(), out, &n) == 1 && n == 32 ? 32 : SLUICE_ERR_CRYPTO;
+    ERR_clear_error();
+    return r;
+}
