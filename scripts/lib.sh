@@ -8,7 +8,7 @@
 # Everything the build, the tests and the interop peers need on Debian 12.
 # shellcheck disable=SC2034 # used by the scripts that source this file
 SLUICE_PACKAGES=(meson ninja-build pkg-config clang libclang-rt-14-dev libssl-dev
-    libnice-dev coturn tshark python3)
+    libnice-dev coturn tshark python3 openssl)
 
 sluice_log() { printf '==> %s\n' "$*" >&2; }
 sluice_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -78,6 +78,57 @@ s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
 }
 
+# sluice_have_ipv6_loopback: true when ::1 can be bound (IPv6 is enabled).
+sluice_have_ipv6_loopback() {
+    /usr/bin/python3 -c 'import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.bind(("::1", 0))' 2>/dev/null
+}
+
+# sluice_free_ports N
+# Print N ports, one a line, each P with P and P+1 free right now for UDP and
+# TCP on 127.0.0.1 and (when IPv6 is enabled) ::1: turnserver also binds P+1,
+# its RFC 5780 alternate port. They come from 20000-29999, below Linux's
+# ephemeral range, so outgoing sockets and relay ports do not take them.
+sluice_free_ports() {
+    /usr/bin/python3 - "$1" <<'PY'
+import random, socket, sys
+want = int(sys.argv[1])
+ips = [(socket.AF_INET, "127.0.0.1")]
+try:
+    socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).bind(("::1", 0))
+    ips.append((socket.AF_INET6, "::1"))
+except OSError:
+    pass
+held, out = [], []
+for _ in range(2000):
+    if len(out) == want:
+        break
+    p = random.randrange(20000, 29998)
+    if any(abs(p - q) < 2 for q in out):
+        continue
+    socks = []
+    try:
+        for port in (p, p + 1):
+            for fam, ip in ips:
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                    s = socket.socket(fam, kind)
+                    socks.append(s)
+                    s.bind((ip, port))
+    except OSError:
+        for s in socks:
+            s.close()
+        continue
+    held += socks  # hold them so the next pick cannot return the same port
+    out.append(p)
+for s in held:
+    s.close()
+if len(out) < want:
+    sys.exit("no free ports in 20000-29999")
+print("\n".join(map(str, out)))
+PY
+}
+
 # sluice_turnserver_start WORKDIR
 # Start coturn's turnserver on 127.0.0.1, UDP only, on a free port, and wait
 # until its log says the UDP listener is open (the log arrives through a fifo,
@@ -90,64 +141,96 @@ sluice_turnserver_start() {
     : >"$TURNSERVER_LOG"
     # A free port can be taken between the probe and turnserver's bind; retry.
     for _ in 1 2 3; do
-        if turnserver_try_start "$work"; then
+        TURNSERVER_PORT=$(sluice_free_udp_port) || return 1
+        # UDP only, relay ports confined to loopback.
+        if sluice_turnserver_spawn TURNSERVER "$work" \
+            "UDP listener opened on: 127.0.0.1:$TURNSERVER_PORT" -- \
+            --no-tls --no-dtls --no-tcp \
+            --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 --listening-port "$TURNSERVER_PORT" \
+            --min-port 49152 --max-port 65535 --log-binding; then
             return 0
         fi
-        sluice_turnserver_stop
+        sluice_turnserver_stop TURNSERVER
     done
     printf 'turnserver did not open its UDP listener; its log:\n' >&2
     sed 's/^/  | /' "$TURNSERVER_LOG" >&2
     return 1
 }
 
-turnserver_try_start() {
-    local work=$1 fifo="$1/turnserver.fifo" line deadline remaining
-    TURNSERVER_PORT=$(sluice_free_udp_port) || return 1
+# sluice_turnserver_spawn NAME WORKDIR [READY...] -- [turnserver args...]
+# Start `turnserver -n -v --no-cli --simple-log --log-file stdout` with its
+# pid file and user database in WORKDIR plus the given args, and wait at most
+# 10 s until every READY string has appeared in its log (for instance
+# "UDP listener opened on: 127.0.0.1:3478" or
+# "TLS/TCP listener opened on : ::1:5349"). Sets ${NAME}_PID and ${NAME}_LOG
+# (WORKDIR/name.log, lower case, appended to). Several instances may run at
+# once under different NAMEs. Returns non-zero if it does not come up; the
+# caller then calls sluice_turnserver_stop NAME and may retry other ports.
+sluice_turnserver_spawn() {
+    local name=$1 work=$2 lower fifo line deadline remaining fd pid i
+    local -a ready=()
+    shift 2
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do
+        ready+=("$1")
+        shift
+    done
+    [ "${1:-}" = -- ] && shift
+    lower=${name,,}
+    fifo="$work/$lower.fifo"
+    printf -v "${name}_LOG" '%s' "$work/$lower.log"
+    local log="$work/$lower.log"
     rm -f "$fifo"
     mkfifo "$fifo" || return 1
-    # -n: no config file; -v: logs "UDP listener opened on: ADDR:PORT".
-    # UDP only, no CLI, relay ports confined to loopback; pid file and the
-    # user database stay in the work directory.
-    turnserver -n -v --no-cli --no-tls --no-dtls --no-tcp --simple-log \
-        --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 --listening-port "$TURNSERVER_PORT" \
-        --min-port 49152 --max-port 65535 --log-binding \
-        --pidfile "$work/turnserver.pid" --userdb "$work/turndb" \
-        --log-file stdout >"$fifo" 2>&1 </dev/null &
-    TURNSERVER_PID=$!
-    exec {TURNSERVER_FD}<"$fifo"
+    # -n: no config file; -v: logs each "listener opened on" line.
+    turnserver -n -v --no-cli --simple-log \
+        --pidfile "$work/$lower.pid" --userdb "$work/$lower.db" \
+        --log-file stdout "$@" >"$fifo" 2>&1 </dev/null &
+    pid=$!
+    printf -v "${name}_PID" '%s' "$pid"
+    exec {fd}<"$fifo"
+    printf -v "${name}_FD" '%s' "$fd"
     rm -f "$fifo"
     deadline=$((SECONDS + 10))
-    while remaining=$((deadline - SECONDS)) && [ "$remaining" -gt 0 ] &&
-        IFS= read -r -t "$remaining" -u "$TURNSERVER_FD" line; do
-        printf '%s\n' "$line" >>"$TURNSERVER_LOG"
-        case $line in
-        *"UDP listener opened on: 127.0.0.1:$TURNSERVER_PORT"*)
-            # Keep draining the log so turnserver never blocks on a full pipe.
-            cat <&"$TURNSERVER_FD" >>"$TURNSERVER_LOG" &
-            TURNSERVER_DRAIN_PID=$!
-            exec {TURNSERVER_FD}<&-
-            return 0
-            ;;
-        esac
+    while [ "${#ready[@]}" -gt 0 ] && remaining=$((deadline - SECONDS)) &&
+        [ "$remaining" -gt 0 ] && IFS= read -r -t "$remaining" -u "$fd" line; do
+        printf '%s\n' "$line" >>"$log"
+        for i in "${!ready[@]}"; do
+            if [[ $line == *"${ready[$i]}"* ]]; then
+                unset 'ready[i]'
+            fi
+        done
     done
-    return 1
+    [ "${#ready[@]}" -eq 0 ] || return 1
+    # Keep draining the log so turnserver never blocks on a full pipe.
+    cat <&"$fd" >>"$log" &
+    printf -v "${name}_DRAIN_PID" '%s' "$!"
+    exec {fd}<&-
+    printf -v "${name}_FD" '%s' ''
+    return 0
 }
 
-# Stop what sluice_turnserver_start started, by PID only. Safe to call twice.
+# sluice_turnserver_stop [NAME]
+# Stop what sluice_turnserver_start (NAME TURNSERVER, the default) or
+# sluice_turnserver_spawn NAME started, by PID only. Safe to call twice.
 sluice_turnserver_stop() {
-    if [ -n "${TURNSERVER_PID:-}" ]; then
-        kill "$TURNSERVER_PID" 2>/dev/null || true
-        wait "$TURNSERVER_PID" 2>/dev/null || true
-        TURNSERVER_PID=
+    local name=${1:-TURNSERVER} v fd
+    v="${name}_PID"
+    if [ -n "${!v:-}" ]; then
+        kill "${!v}" 2>/dev/null || true
+        wait "${!v}" 2>/dev/null || true
+        printf -v "$v" '%s' ''
     fi
-    if [ -n "${TURNSERVER_FD:-}" ]; then
-        exec {TURNSERVER_FD}<&- 2>/dev/null || true
-        TURNSERVER_FD=
+    v="${name}_FD"
+    if [ -n "${!v:-}" ]; then
+        fd=${!v}
+        exec {fd}<&- 2>/dev/null || true
+        printf -v "$v" '%s' ''
     fi
-    if [ -n "${TURNSERVER_DRAIN_PID:-}" ]; then
+    v="${name}_DRAIN_PID"
+    if [ -n "${!v:-}" ]; then
         # The drain ends at EOF once turnserver is gone; make sure anyway.
-        kill "$TURNSERVER_DRAIN_PID" 2>/dev/null || true
-        wait "$TURNSERVER_DRAIN_PID" 2>/dev/null || true
-        TURNSERVER_DRAIN_PID=
+        kill "${!v}" 2>/dev/null || true
+        wait "${!v}" 2>/dev/null || true
+        printf -v "$v" '%s' ''
     fi
 }

@@ -78,7 +78,9 @@ typedef struct sluice_stun_request {
 /* Start a client transaction. body is a request or indication built with
  * the writer, without USERNAME/REALM/NONCE/integrity/FINGERPRINT (the
  * client adds those); its transaction ID is replaced by a fresh random one,
- * returned in txid_out (may be NULL). Indications are sent once and produce
+ * returned in txid_out (may be NULL). IPv6 XOR-MAPPED-, XOR-PEER- and
+ * XOR-RELAYED-ADDRESS values in body, encoded with body's own transaction
+ * ID, are re-encoded for every ID put on the wire. Indications are sent once and produce
  * no event. Returns 0, SLUICE_ERR_FULL (max_transactions outstanding),
  * SLUICE_ERR_NOSPACE (message too large), SLUICE_ERR_INVALID. */
 SLUICE_API int sluice_stun_client_send(sluice_stun_client *c, uint64_t now_us, const uint8_t *body,

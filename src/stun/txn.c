@@ -215,6 +215,27 @@ static void rtt_sample(sluice_stun_client *c, struct server *s, uint64_t r)
 }
 
 /* Build the wire message from the caller's body plus credentials. */
+/* The body's XOR-*-ADDRESS values were encoded with the body's transaction
+ * ID; IPv6 ones XOR the address with it (RFC 8489 §14.2), so re-encode
+ * them for the ID on the wire. Attributes sit at the same offsets in the
+ * copy as in the body. */
+static void rexor_addresses(struct slot *t)
+{
+    sluice_stun_attr_iter it;
+    sluice_stun_attr a;
+    sluice_stun_attr_iter_init(&it, &t->body_msg);
+    while (sluice_stun_attr_next(&it, &a)) {
+        if ((a.type != SLUICE_STUN_ATTR_XOR_MAPPED_ADDRESS &&
+             a.type != SLUICE_STUN_ATTR_XOR_PEER_ADDRESS &&
+             a.type != SLUICE_STUN_ATTR_XOR_RELAYED_ADDRESS) ||
+            a.len != 20 || a.value[1] != SLUICE_STUN_FAMILY_IPV6)
+            continue;
+        size_t off = (size_t)(a.value - t->body_msg.data) + 8; /* after cookie part */
+        for (size_t i = 0; i < SLUICE_STUN_TXID_LEN; i++)
+            t->msg[off + i] ^= (uint8_t)(t->body[8 + i] ^ t->txid[i]);
+    }
+}
+
 static int build_message(sluice_stun_client *c, struct slot *t, const struct server *srv)
 {
     sluice_stun_writer w;
@@ -225,6 +246,7 @@ static int build_message(sluice_stun_client *c, struct slot *t, const struct ser
     if (rc < 0)
         return rc;
     memcpy(t->msg + 8, t->txid, SLUICE_STUN_TXID_LEN);
+    rexor_addresses(t);
     t->authenticated = false;
     t->sha256 = false;
 

@@ -87,6 +87,9 @@ struct sluice_turn_client {
 
     uint8_t *rx; /* stream reassembly (TCP/TLS) */
     size_t rx_len;
+    /* Changes when a redirect replaces the stream: bytes of the old stream
+     * still being processed are dropped. */
+    unsigned stream_gen;
     uint8_t *scratch; /* TLS: plaintext chunk / wrapped datagram */
     size_t scratch_cap;
     bool tls_close_sent;
@@ -301,6 +304,9 @@ bool sluice_turn_client_poll_event(sluice_turn_client *c, sluice_turn_event *ev)
 
 static void set_text(sluice_turn_event *ev, const char *s, size_t n)
 {
+    /* some servers count trailing NULs into the reason phrase */
+    while (n && s[n - 1] == 0)
+        n--;
     if (n >= sizeof ev->text)
         n = sizeof ev->text - 1;
     /* the server's reason phrase is UTF-8 from the wire: keep it printable */
@@ -568,6 +574,7 @@ static void on_allocate(sluice_turn_client *c, uint64_t now, const sluice_stun_e
                 c->use_alt_name = true;
             }
             c->rx_len = 0;
+            c->stream_gen++;
             c->tls_close_sent = false;
             int r = c->cfg.transport == SLUICE_TRANSPORT_TLS ? make_tls(c) : 0;
             if (r == 0)
@@ -1011,7 +1018,10 @@ static int stream_bytes(sluice_turn_client *c, uint64_t now, const uint8_t *data
                 break;
             if (c->state == ST_CLOSED || c->state == ST_FAILED)
                 return 1;
+            unsigned gen = c->stream_gen;
             handle_message(c, now, c->rx + off, (size_t)fl);
+            if (gen != c->stream_gen)
+                return 1; /* redirected: the rest belongs to the old stream */
             off += (size_t)fl;
         }
         memmove(c->rx, c->rx + off, c->rx_len - off);
@@ -1051,7 +1061,10 @@ static int tls_bytes(sluice_turn_client *c, uint64_t now, const uint8_t *data, s
             if (r < 0)
                 return tls_fail(c);
             got = true;
+            unsigned gen = c->stream_gen;
             stream_bytes(c, now, c->scratch, (size_t)r);
+            if (gen != c->stream_gen)
+                return 1; /* redirected: a new session replaced this one */
             if (c->state == ST_FAILED || c->state == ST_CLOSED)
                 return 1;
         }

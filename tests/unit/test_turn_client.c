@@ -221,6 +221,16 @@ static void test_families(void)
     sluice_addr_parse(&p6, "[2001:db8::20]:5000", 0);
     CHECK_EQ(sluice_turn_client_create_permission(e.c, e.now, &p4), SLUICE_ERR_INVALID);
     CHECK_EQ(sluice_turn_client_create_permission(e.c, e.now, &p6), 0);
+    exchange(&e);
+    /* the IPv6 XOR-PEER-ADDRESS is encoded with the transaction ID on the
+     * wire, also after the request was re-sent (RFC 8489 §14.2) */
+    CHECK(sluice_addr_equal_ip(&e.s.last_peer, &p6));
+    expect(&e, SLUICE_TURN_EVENT_PERMISSION_CREATED, NULL);
+    e.s.stale_nonce = "nonce-9";
+    CHECK_EQ(sluice_turn_client_bind_channel(e.c, e.now, &p6), 0x4000);
+    exchange(&e);
+    CHECK(sluice_addr_equal(&e.s.last_peer, &p6));
+    expect(&e, SLUICE_TURN_EVENT_CHANNEL_BOUND, NULL);
     env_free(&e);
 
     /* RFC 8656 §7.1: dual = IPv4 by default plus ADDITIONAL-ADDRESS-FAMILY IPv6 */
@@ -433,6 +443,34 @@ static void test_redirect(void)
         expect(&e, SLUICE_TURN_EVENT_REDIRECTED, NULL);
     expect(&e, SLUICE_TURN_EVENT_ALLOCATE_FAILED, &ev);
     CHECK_EQ(ev.error_code, 300);
+    env_free(&e);
+}
+
+/* Over TCP a 300 may share a chunk with more bytes of the old stream:
+ * they must not be parsed as the new one's. */
+static void test_redirect_tcp(void)
+{
+    struct env e;
+    env_init(&e, SLUICE_TRANSPORT_TCP, SLUICE_TURN_FAMILY_IPV4);
+    e.s.allocate_error = 300;
+    sluice_addr_parse(&e.s.alternate, "192.0.2.11:3478", 0);
+    CHECK_EQ(sluice_turn_client_allocate(e.c, e.now), 0);
+    sluice_transmit tx;
+    uint8_t buf[2048], resp[2048];
+    int n = sluice_turn_client_poll_transmit(e.c, e.now, buf, sizeof buf, &tx);
+    CHECK(n > 0);
+    n = fake_turn_answer(&e.s, buf, (size_t)n, resp, sizeof resp);
+    CHECK(n > 0);
+    /* the 300, then the first half of a ChannelData frame */
+    resp[n] = 0x40;
+    resp[n + 1] = 0x00;
+    CHECK_EQ(sluice_turn_client_handle_datagram(e.c, e.now, NULL, resp, (size_t)n + 2), 1);
+    sluice_turn_event ev;
+    expect(&e, SLUICE_TURN_EVENT_REDIRECTED, &ev);
+    e.s.allocate_error = 0;
+    exchange(&e); /* the new stream starts clean */
+    CHECK(sluice_addr_equal(&e.server, &e.s.alternate));
+    expect(&e, SLUICE_TURN_EVENT_ALLOCATED, NULL);
     env_free(&e);
 }
 
@@ -891,6 +929,7 @@ int main(void)
     RUN(test_lost_refresh);
     RUN(test_refresh_437);
     RUN(test_redirect);
+    RUN(test_redirect_tcp);
     RUN(test_permissions);
     RUN(test_permission_errors);
     RUN(test_permission_table_bound);
