@@ -56,6 +56,23 @@ static inline void sluice_xfree(const sluice_allocator *a, void *p)
         free(p);
 }
 
+/* Value of a base64 digit (RFC 4648 §4, or §5 "base64url" when url), -1
+ * for anything else. */
+static inline int sluice_b64_value(uint8_t c, bool url)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == (url ? '-' : '+'))
+        return 62;
+    if (c == (url ? '_' : '/'))
+        return 63;
+    return -1;
+}
+
 bool sluice_log_enabled(sluice_log_level level);
 void sluice_log(sluice_log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -8,5 +8,6 @@
 #include "sluice/stun.h"
 #include "sluice/stun_txn.h"
 #include "sluice/turn_client.h"
+#include "sluice/turn_server.h"
 
 #endif

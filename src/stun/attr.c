@@ -274,21 +274,6 @@ int sluice_stun_get_password_algorithms(const sluice_stun_msg *m, uint16_t *algs
     return n;
 }
 
-static int b64val(uint8_t c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 bool sluice_stun_nonce_features(const uint8_t *nonce, size_t len, uint32_t *features)
 {
     uint32_t v = 0;
@@ -296,7 +281,7 @@ bool sluice_stun_nonce_features(const uint8_t *nonce, size_t len, uint32_t *feat
     if (!nonce || len < SLUICE_STUN_NONCE_COOKIE_LEN || memcmp(nonce, SLUICE_STUN_NONCE_COOKIE, 9))
         return false;
     for (int i = 0; i < 4; i++) {
-        int d = b64val(nonce[9 + i]);
+        int d = sluice_b64_value(nonce[9 + i], false);
         if (d < 0)
             return false;
         v = v << 6 | (uint32_t)d;
