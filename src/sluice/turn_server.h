@@ -105,6 +105,11 @@ typedef struct sluice_turn_server_config {
     /* Lifetimes in seconds (RFC 8656 §7.2: default 600, maximum 3600). */
     uint32_t default_lifetime_s;
     uint32_t max_lifetime_s;
+    /* Accept channel numbers 0x5000..0x7FFF in ChannelBind and ChannelData,
+     * the range RFC 5766 allowed and RFC 8656 §12 reserves. Clients of that
+     * generation (coturn 4.6's turnutils_uclient among them) still pick
+     * from it. Default true; false is strict RFC 8656. */
+    bool rfc5766_channels;
 
     /* Tables, all sized at creation. */
     size_t max_allocations;          /* default 1024, at most 1,000,000 */

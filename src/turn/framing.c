@@ -11,14 +11,23 @@
 int sluice_turn_channel_data_parse(const uint8_t *data, size_t len, uint16_t *channel,
                                    const uint8_t **payload, size_t *payload_len)
 {
+    return sluice_turn_channel_data_parse_max(data, len, SLUICE_TURN_CHANNEL_MAX, channel, payload,
+                                              payload_len);
+}
+
+int sluice_turn_channel_data_parse_max(const uint8_t *data, size_t len, uint16_t max,
+                                       uint16_t *channel, const uint8_t **payload,
+                                       size_t *payload_len)
+{
     if (len < 1 || (data[0] & 0xC0) != 0x40)
         return SLUICE_ERR_NOT_FOUND;
     if (len < 4)
         return SLUICE_ERR_TRUNCATED;
     uint16_t ch = rd16(data);
     size_t n = rd16(data + 2);
-    /* RFC 8656 §12: 0x5000..0x7FFF are reserved; a receiver discards them. */
-    if (ch > SLUICE_TURN_CHANNEL_MAX)
+    /* RFC 8656 §12: 0x5000..0x7FFF are reserved; a receiver discards them
+     * (unless it accepts RFC 5766's range). */
+    if (ch > max)
         return SLUICE_ERR_MALFORMED;
     if (n > len - 4)
         return SLUICE_ERR_TRUNCATED;

@@ -30,6 +30,7 @@ void sluice_turn_server_config_init(sluice_turn_server_config *cfg)
     cfg->n_password_algorithms = 2;
     cfg->default_lifetime_s = 600;
     cfg->max_lifetime_s = 3600;
+    cfg->rfc5766_channels = true;
     cfg->max_allocations = 1024;
     cfg->max_allocations_per_user = 64;
     cfg->max_permissions = 8;
@@ -1002,6 +1003,11 @@ static void do_create_permission(sluice_turn_server *s, const struct req *r)
     reply_success(s, r, false, 0);
 }
 
+static uint16_t channel_max(const sluice_turn_server *s)
+{
+    return s->cfg.rfc5766_channels ? SLUICE_TURN_CHANNEL_MAX_RFC5766 : SLUICE_TURN_CHANNEL_MAX;
+}
+
 /* RFC 8656 §11.2 */
 static void do_channel_bind(sluice_turn_server *s, const struct req *r)
 {
@@ -1012,7 +1018,7 @@ static void do_channel_bind(sluice_turn_server *s, const struct req *r)
     uint16_t number;
     sluice_addr peer;
     if (sluice_stun_get_channel_number(r->m, &number) < 0 || number < SLUICE_TURN_CHANNEL_MIN ||
-        number > SLUICE_TURN_CHANNEL_MAX ||
+        number > channel_max(s) ||
         sluice_stun_get_xor_address(r->m, SLUICE_STUN_ATTR_XOR_PEER_ADDRESS, &peer) < 0) {
         reply_error(s, r, SLUICE_STUN_ERR_BAD_REQUEST);
         return;
@@ -1157,7 +1163,7 @@ static int client_channel_data(sluice_turn_server *s, uint64_t now_us,
     uint16_t number;
     const uint8_t *payload;
     size_t plen;
-    if (sluice_turn_channel_data_parse(data, len, &number, &payload, &plen) < 0 ||
+    if (sluice_turn_channel_data_parse_max(data, len, channel_max(s), &number, &payload, &plen) < 0 ||
         number < SLUICE_TURN_CHANNEL_MIN) {
         s->st.dropped_malformed++;
         return 0;

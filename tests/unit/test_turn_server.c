@@ -976,7 +976,7 @@ static void test_permissions_and_channels(void)
     CHECK_EQ(raw_perm(&e, &f, "alice", "secret", many, 0), 400);
     /* channels: range, rebinding rules (RFC 8656 §11.2) */
     CHECK_EQ(raw_chan(&e, &f, 0x3FFF, "198.51.100.20:1"), 400);
-    CHECK_EQ(raw_chan(&e, &f, 0x5000, "198.51.100.20:1"), 400);
+    CHECK_EQ(raw_chan(&e, &f, 0x8000, "198.51.100.20:1"), 400);
     CHECK_EQ(raw_chan(&e, &f, 0x4000, "198.51.100.20:1"), 0);
     CHECK_EQ(raw_chan(&e, &f, 0x4000, "198.51.100.20:1"), 0); /* refresh */
     CHECK_EQ(raw_chan(&e, &f, 0x4000, "198.51.100.20:2"), 400); /* number taken */
@@ -1027,6 +1027,34 @@ static void test_permissions_and_channels(void)
     sluice_turn_server_handle_timeout(e.srv, e.now);
     CHECK_EQ(raw_chan(&e, &f, 0x4001, "198.51.100.23:1"), 0);
     srv_free(&e);
+}
+
+/* RFC 5766 allowed channels up to 0x7FFF and clients of that generation
+ * still use them; accepted by default, refused when strict (RFC 8656 §12). */
+static void test_rfc5766_channels(void)
+{
+    for (int strict = 0; strict < 2; strict++) {
+        struct srv_env e;
+        memset(&e, 0, sizeof e);
+        sluice_test_rng_init(&rng, 11);
+        e.now = 5000 * S;
+        sluice_addr_parse(&e.listen4, "192.0.2.10:3478", 0);
+        sluice_addr_parse(&e.listen6, "[2001:db8::10]:3478", 0);
+        srv_config(&e);
+        CHECK(e.cfg.rfc5766_channels);
+        e.cfg.rfc5766_channels = !strict;
+        srv_start(&e);
+        sluice_turn_server_flow f;
+        struct resp r;
+        flow_udp(&f, "198.51.100.7:40000", &e.listen4);
+        CHECK_EQ(raw_allocate(&e, &f, "alice", "secret", 0, 0, &r), 0);
+        CHECK_EQ(raw_chan(&e, &f, 0x6291, "198.51.100.20:1"), strict ? 400 : 0);
+        const uint8_t cd[8] = {0x62, 0x91, 0x00, 0x03, 'a', 'b', 'c', 0};
+        size_t n0 = e.n_rx;
+        CHECK_EQ(to_server(&e, &f, cd, sizeof cd), strict ? 0 : 1);
+        CHECK_EQ(e.n_rx, n0 + (strict ? 0 : 1));
+        srv_free(&e);
+    }
 }
 
 static void test_send_indication(void)
@@ -1555,6 +1583,7 @@ int main(void)
     RUN(test_allocate_errors);
     RUN(test_families);
     RUN(test_permissions_and_channels);
+    RUN(test_rfc5766_channels);
     RUN(test_send_indication);
     RUN(test_peer_policy);
     RUN(test_quotas);

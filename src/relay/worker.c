@@ -1,0 +1,583 @@
+/* SPDX-License-Identifier: MIT */
+/* sluice-relay worker: one epoll loop owning one TURN server core, its
+ * SO_REUSEPORT listeners, its relay sockets and its share of the port range;
+ * UDP in recvmmsg batches, out in sendmmsg batches, no heap per packet. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "relay/relay.h"
+#include "sluice/stun.h"
+
+#define TICK_US 1000000u
+
+/* ------------------------------------------------------------------------ */
+/* Sockets */
+
+static int open_socket(const sluice_addr *a, int type, bool reuseport)
+{
+    struct sockaddr_storage ss;
+    int one = 1;
+    int slen = sluice_addr_to_sockaddr(a, &ss, sizeof ss);
+    if (slen < 0)
+        return -EINVAL;
+    int fd = socket(ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (ss.ss_family == AF_INET6)
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (type == SOCK_STREAM)
+        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    if (bind(fd, (struct sockaddr *)&ss, (socklen_t)slen) < 0 ||
+        (type == SOCK_STREAM && listen(fd, 512) < 0)) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+static int add_listener(struct relay_worker *w, const sluice_addr *ip, uint16_t port,
+                        sluice_transport tr)
+{
+    struct relay_listener *l = &w->listeners[w->n_listeners];
+    char as[SLUICE_ADDR_STRLEN];
+    static const char *const names[] = {"udp", "tcp", "tls"};
+
+    l->local = *ip;
+    l->local.port = port;
+    l->transport = tr;
+    l->fd = open_socket(&l->local, tr == SLUICE_TRANSPORT_UDP ? SOCK_DGRAM : SOCK_STREAM, true);
+    if (l->fd < 0) {
+        relay_log(SLUICE_LOG_ERROR, "cannot open listener", "proto=%s addr=%s error=\"%s\"",
+                  names[tr], relay_addr_str(&l->local, as), strerror(-l->fd));
+        return -1;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EV_DATA(EV_LISTEN, w->n_listeners)};
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, l->fd, &ev) < 0) {
+        close(l->fd);
+        return -1;
+    }
+    w->n_listeners++;
+    if (w->id == 0)
+        relay_log(SLUICE_LOG_INFO, "listening", "proto=%s addr=%s", names[tr],
+                  relay_addr_str(&l->local, as));
+    return 0;
+}
+
+static int listener_fd(struct relay_worker *w, const sluice_addr *local)
+{
+    for (size_t i = 0; i < w->n_listeners; i++)
+        if (w->listeners[i].transport == SLUICE_TRANSPORT_UDP &&
+            sluice_addr_equal(&w->listeners[i].local, local))
+            return w->listeners[i].fd;
+    return -1;
+}
+
+static int *relay_slot(struct relay_worker *w, const sluice_addr *relay)
+{
+    if (relay->port < w->port_lo || relay->port > w->port_hi)
+        return NULL;
+    if (relay->family == SLUICE_AF_INET && w->relay_fd4)
+        return &w->relay_fd4[relay->port - w->port_lo];
+    if (relay->family == SLUICE_AF_INET6 && w->relay_fd6)
+        return &w->relay_fd6[relay->port - w->port_lo];
+    return NULL;
+}
+
+/* OPEN_RELAY: bind the family's relay address (not the announced external
+ * one) at the port the core chose. */
+static int open_relay(struct relay_worker *w, const sluice_addr *relay)
+{
+    int *slot = relay_slot(w, relay);
+    if (!slot)
+        return -1;
+    sluice_addr b = relay->family == SLUICE_AF_INET ? w->ctx->bind4 : w->ctx->bind6;
+    b.port = relay->port;
+    if (*slot >= 0) {
+        close(*slot);
+        *slot = -1;
+    }
+    int fd = open_socket(&b, SOCK_DGRAM, false);
+    if (fd < 0) {
+        char as[SLUICE_ADDR_STRLEN];
+        relay_log(SLUICE_LOG_WARNING, "cannot bind relay socket", "worker=%u addr=%s error=\"%s\"",
+                  w->id, relay_addr_str(&b, as), strerror(-fd));
+        return -1;
+    }
+    struct epoll_event ev = {
+        .events = EPOLLIN,
+        .data.u64 = EV_DATA(relay->family == SLUICE_AF_INET ? EV_RELAY4 : EV_RELAY6, relay->port)};
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        close(fd);
+        return -1;
+    }
+    *slot = fd;
+    return 0;
+}
+
+static void close_relay(struct relay_worker *w, const sluice_addr *relay)
+{
+    int *slot = relay_slot(w, relay);
+    if (slot && *slot >= 0) {
+        close(*slot); /* leaves the epoll set by itself */
+        *slot = -1;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Batches */
+
+static void txq_flush(struct relay_worker *w, struct relay_txq *q)
+{
+    unsigned done = 0;
+    while (done < q->n) {
+        int n = sendmmsg(q->fd, q->msgs + done, q->n - done, MSG_DONTWAIT);
+        if (n > 0) {
+            done += (unsigned)n;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+            w->cnt.dropped_send += q->n - done;
+            break;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else {
+            /* An error tied to one datagram (ICMP unreachable reported on
+             * the socket, bad destination): skip it. */
+            w->cnt.dropped_send++;
+            done++;
+        }
+    }
+    q->n = 0;
+}
+
+static void txq_set(struct relay_txq *q, unsigned i, const sluice_addr *dst, const uint8_t *data,
+                    size_t len)
+{
+    int sl = sluice_addr_to_sockaddr(dst, &q->dst[i], sizeof q->dst[i]);
+    q->iov[i].iov_base = (void *)data;
+    q->iov[i].iov_len = len;
+    memset(&q->msgs[i], 0, sizeof q->msgs[i]);
+    q->msgs[i].msg_hdr.msg_name = &q->dst[i];
+    q->msgs[i].msg_hdr.msg_namelen = sl > 0 ? (socklen_t)sl : 0;
+    q->msgs[i].msg_hdr.msg_iov = &q->iov[i];
+    q->msgs[i].msg_hdr.msg_iovlen = 1;
+}
+
+/* Client data toward a peer: a view into the receive batch, no copy. */
+static void to_peer_add(struct relay_worker *w, int fd, const sluice_addr *peer,
+                        const uint8_t *data, size_t len)
+{
+    struct relay_txq *q = &w->to_peer;
+    if (q->n > 0 && (q->fd != fd || q->n == RELAY_BATCH))
+        txq_flush(w, q);
+    q->fd = fd;
+    txq_set(q, q->n++, peer, data, len);
+}
+
+/* Peer data toward a UDP client, already written in to_client_buf[q->n]. */
+static void to_client_commit(struct relay_worker *w, int fd, const sluice_addr *client, size_t len)
+{
+    struct relay_txq *q = &w->to_client;
+    if (q->n > 0 && q->fd != fd) {
+        unsigned at = q->n;
+        txq_flush(w, q);
+        memmove(w->to_client_buf[0], w->to_client_buf[at], len);
+    }
+    q->fd = fd;
+    txq_set(q, q->n, client, w->to_client_buf[q->n], len);
+    if (++q->n == RELAY_BATCH)
+        txq_flush(w, q);
+}
+
+static void rx_prepare(struct relay_worker *w)
+{
+    for (unsigned i = 0; i < RELAY_BATCH; i++) {
+        w->rx_iov[i].iov_base = w->rx_buf[i];
+        w->rx_iov[i].iov_len = RELAY_SLOT;
+        memset(&w->rx_msgs[i], 0, sizeof w->rx_msgs[i]);
+        w->rx_msgs[i].msg_hdr.msg_name = &w->rx_from[i];
+        w->rx_msgs[i].msg_hdr.msg_namelen = sizeof w->rx_from[i];
+        w->rx_msgs[i].msg_hdr.msg_iov = &w->rx_iov[i];
+        w->rx_msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Core glue */
+
+static void send_to_client(struct relay_worker *w, const sluice_turn_server_flow *flow,
+                           const uint8_t *data, size_t len)
+{
+    if (flow->transport != SLUICE_TRANSPORT_UDP) {
+        relay_conn_send(w, flow->conn_id, data, len);
+        return;
+    }
+    int fd = listener_fd(w, &flow->local);
+    struct sockaddr_storage ss;
+    int sl = sluice_addr_to_sockaddr(&flow->client, &ss, sizeof ss);
+    if (fd < 0 || sl < 0 ||
+        sendto(fd, data, len, MSG_DONTWAIT, (struct sockaddr *)&ss, (socklen_t)sl) < 0)
+        w->cnt.dropped_send++;
+}
+
+void relay_send_to_peer(struct relay_worker *w, const sluice_turn_server_transmit *t,
+                        const uint8_t *data, size_t len)
+{
+    int *slot = relay_slot(w, &t->relay);
+    struct sockaddr_storage ss;
+    int sl = sluice_addr_to_sockaddr(&t->peer, &ss, sizeof ss);
+    if (!slot || *slot < 0 || sl < 0 ||
+        sendto(*slot, data, len, MSG_DONTWAIT, (struct sockaddr *)&ss, (socklen_t)sl) < 0)
+        w->cnt.dropped_send++;
+}
+
+void relay_pump(struct relay_worker *w)
+{
+    sluice_turn_server_event ev;
+    sluice_turn_server_transmit t;
+
+    /* Events first: a relay socket must exist before the Allocate success
+     * response that names it leaves. */
+    while (sluice_turn_server_poll_event(w->core, &ev)) {
+        if (ev.type == SLUICE_TURN_SERVER_EVENT_OPEN_RELAY) {
+            if (open_relay(w, &ev.relay) < 0)
+                (void)sluice_turn_server_relay_failed(w->core, w->now_us, &ev.relay);
+        } else if (ev.type == SLUICE_TURN_SERVER_EVENT_CLOSE_RELAY) {
+            close_relay(w, &ev.relay);
+        }
+    }
+    for (;;) {
+        int n =
+            sluice_turn_server_poll_transmit(w->core, w->now_us, w->answer, sizeof w->answer, &t);
+        if (n <= 0)
+            break;
+        if (t.direction == SLUICE_TURN_SERVER_TO_CLIENT)
+            send_to_client(w, &t.flow, w->answer, (size_t)n);
+        else
+            relay_send_to_peer(w, &t, w->answer, (size_t)n);
+    }
+}
+
+/* Drain mode stopgap until the core has a switch: the daemon answers
+ * Allocate requests itself with 508 (RFC 8656 §7.2: the server cannot
+ * carry out the request due to a capacity limit), before authentication.
+ * Every other request still reaches the core, so existing allocations
+ * refresh, bind channels and relay until they end. */
+bool relay_drain_intercept(struct relay_worker *w, const sluice_turn_server_flow *flow,
+                           const uint8_t *data, size_t len)
+{
+    sluice_stun_msg m;
+    sluice_stun_writer wr;
+
+    if (len < 20 || data[0] > 3 || sluice_stun_parse(&m, data, len) < 0)
+        return false;
+    if (m.method != SLUICE_STUN_ALLOCATE || m.cls != SLUICE_STUN_REQUEST)
+        return false;
+    /* Error response type: method bits plus class bits 0b11 (RFC 8489 §5). */
+    uint16_t type = (uint16_t)(SLUICE_STUN_ALLOCATE | 0x0110);
+    sluice_stun_writer_init(&wr, w->answer, sizeof w->answer, type, sluice_stun_txid(&m));
+    sluice_stun_put_error_code(&wr, SLUICE_STUN_ERR_INSUFFICIENT_CAPACITY, "Draining");
+    sluice_stun_put_fingerprint(&wr);
+    int n = sluice_stun_writer_result(&wr);
+    if (n > 0)
+        send_to_client(w, flow, w->answer, (size_t)n);
+    w->cnt.drain_refused++;
+    return true;
+}
+
+static void on_udp_listener(struct relay_worker *w, struct relay_listener *l)
+{
+    sluice_turn_server_flow flow = {.local = l->local, .transport = SLUICE_TRANSPORT_UDP};
+    sluice_turn_server_transmit out;
+    const uint8_t *payload;
+    size_t plen;
+    bool draining = atomic_load_explicit(&w->ctx->draining, memory_order_relaxed);
+
+    for (int round = 0; round < 8; round++) {
+        rx_prepare(w);
+        int n = recvmmsg(l->fd, w->rx_msgs, RELAY_BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0)
+            break;
+        w->now_us = relay_now_us();
+        for (int i = 0; i < n; i++) {
+            struct msghdr *h = &w->rx_msgs[i].msg_hdr;
+            if (h->msg_flags & MSG_TRUNC) {
+                w->cnt.dropped_oversize++;
+                continue;
+            }
+            if (sluice_addr_from_sockaddr(&flow.client, &w->rx_from[i], h->msg_namelen) < 0)
+                continue;
+            const uint8_t *data = w->rx_buf[i];
+            size_t len = w->rx_msgs[i].msg_len;
+            if (draining && relay_drain_intercept(w, &flow, data, len))
+                continue;
+            if (sluice_turn_server_handle_client(w->core, w->now_us, &flow, data, len, &out,
+                                                 &payload, &plen) == 1) {
+                int *slot = relay_slot(w, &out.relay);
+                if (slot && *slot >= 0)
+                    to_peer_add(w, *slot, &out.peer, payload, plen);
+                else
+                    w->cnt.dropped_send++;
+            }
+        }
+        if (w->to_peer.n)
+            txq_flush(w, &w->to_peer);
+        relay_pump(w);
+        if (n < RELAY_BATCH)
+            break;
+    }
+}
+
+static void on_relay(struct relay_worker *w, uint8_t family, uint16_t port)
+{
+    sluice_addr relay = family == SLUICE_AF_INET ? w->ctx->announce4 : w->ctx->announce6;
+    relay.port = port;
+    int *slot = relay_slot(w, &relay);
+    if (!slot || *slot < 0)
+        return;
+    int fd = *slot;
+    sluice_turn_server_transmit out;
+    sluice_addr peer;
+
+    for (int round = 0; round < 8; round++) {
+        rx_prepare(w);
+        int n = recvmmsg(fd, w->rx_msgs, RELAY_BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0)
+            break;
+        w->now_us = relay_now_us();
+        for (int i = 0; i < n; i++) {
+            struct msghdr *h = &w->rx_msgs[i].msg_hdr;
+            if (h->msg_flags & MSG_TRUNC) {
+                w->cnt.dropped_oversize++;
+                continue;
+            }
+            if (sluice_addr_from_sockaddr(&peer, &w->rx_from[i], h->msg_namelen) < 0)
+                continue;
+            uint8_t *buf = w->to_client_buf[w->to_client.n];
+            int r = sluice_turn_server_handle_peer(w->core, w->now_us, &relay, &peer, w->rx_buf[i],
+                                                   w->rx_msgs[i].msg_len, buf, RELAY_TX_SLOT, &out);
+            if (r <= 0)
+                continue;
+            if (out.flow.transport == SLUICE_TRANSPORT_UDP) {
+                int lfd = listener_fd(w, &out.flow.local);
+                if (lfd < 0) {
+                    w->cnt.dropped_send++;
+                    continue;
+                }
+                to_client_commit(w, lfd, &out.flow.client, (size_t)r);
+            } else {
+                relay_conn_send(w, out.flow.conn_id, buf, (size_t)r);
+            }
+        }
+        if (w->to_client.n)
+            txq_flush(w, &w->to_client);
+        relay_conn_reap(w);
+        if (n < RELAY_BATCH)
+            break;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Life cycle */
+
+static void publish_stats(struct relay_worker *w)
+{
+    struct relay_stats_slot *s = &w->ctx->slots[w->id];
+    sluice_turn_server_stats st;
+    sluice_turn_server_get_stats(w->core, &st);
+    pthread_mutex_lock(&s->lock);
+    s->core = st;
+    s->daemon = w->cnt;
+    pthread_mutex_unlock(&s->lock);
+}
+
+int relay_worker_init(struct relay_worker *w, struct relay_ctx *ctx, unsigned id)
+{
+    const struct relay_options *o = ctx->o;
+    sluice_turn_server_config cfg;
+    int err = 0;
+
+    w->id = id;
+    w->ctx = ctx;
+    w->epfd = w->wake_fd = -1;
+    w->free_conn = -1;
+    unsigned span = (unsigned)(o->max_port - o->min_port) + 1;
+    unsigned per = span / ctx->n_workers;
+    w->port_lo = (uint16_t)(o->min_port + id * per);
+    w->port_hi = id + 1 == ctx->n_workers ? o->max_port : (uint16_t)(w->port_lo + per - 1);
+    size_t nports = (size_t)(w->port_hi - w->port_lo) + 1;
+
+    if (ctx->bind4.family) {
+        if (!(w->relay_fd4 = malloc(nports * sizeof(int))))
+            return -1;
+        for (size_t i = 0; i < nports; i++)
+            w->relay_fd4[i] = -1;
+    }
+    if (ctx->bind6.family) {
+        if (!(w->relay_fd6 = malloc(nports * sizeof(int))))
+            return -1;
+        for (size_t i = 0; i < nports; i++)
+            w->relay_fd6[i] = -1;
+    }
+
+    sluice_turn_server_config_init(&cfg);
+    cfg.realm = o->realm;
+    cfg.software = o->software && *o->software ? o->software : NULL;
+    cfg.relay_ip4 = ctx->announce4;
+    cfg.relay_ip6 = ctx->announce6;
+    cfg.port_min = w->port_lo;
+    cfg.port_max = w->port_hi;
+    cfg.users = ctx->users;
+    cfg.n_users = ctx->n_users;
+    cfg.rest_secrets = (const char *const *)o->secrets;
+    cfg.n_rest_secrets = o->n_secrets;
+    cfg.unix_time_s = (uint64_t)time(NULL);
+    memcpy(cfg.nonce_key, ctx->nonce_key, sizeof cfg.nonce_key);
+    cfg.max_lifetime_s = (uint32_t)(o->max_lifetime > 3600 ? 3600 : o->max_lifetime);
+    if (cfg.max_lifetime_s == 0)
+        cfg.max_lifetime_s = 1;
+    cfg.default_lifetime_s = cfg.max_lifetime_s < 600 ? cfg.max_lifetime_s : 600;
+    size_t per_alloc = (size_t)((o->max_allocations + ctx->n_workers - 1) / ctx->n_workers);
+    cfg.max_allocations = per_alloc;
+    cfg.max_allocations_per_user = (size_t)o->user_quota;
+    cfg.max_pending_transmits = 256;
+    cfg.bandwidth_bytes_per_s = o->bandwidth;
+    cfg.allow = o->allow;
+    cfg.n_allow = o->n_allow;
+    cfg.deny = o->deny;
+    cfg.n_deny = o->n_deny;
+    w->core = sluice_turn_server_new(&cfg, &err);
+    if (!w->core) {
+        relay_log(SLUICE_LOG_ERROR, "cannot create the TURN server core", "worker=%u error=\"%s\"",
+                  id, sluice_strerror(err));
+        return -1;
+    }
+
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->epfd < 0 || w->wake_fd < 0)
+        return -1;
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EV_DATA(EV_WAKE, 0)};
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake_fd, &ev) < 0)
+        return -1;
+    if (relay_conns_init(w) < 0)
+        return -1;
+    for (size_t i = 0; i < o->n_listen; i++) {
+        if (add_listener(w, &o->listen[i], o->port, SLUICE_TRANSPORT_UDP) < 0 ||
+            add_listener(w, &o->listen[i], o->port, SLUICE_TRANSPORT_TCP) < 0)
+            return -1;
+        if (o->tls_cert && add_listener(w, &o->listen[i], o->tls_port, SLUICE_TRANSPORT_TLS) < 0)
+            return -1;
+    }
+    publish_stats(w);
+    return 0;
+}
+
+void relay_worker_wake(struct relay_worker *w)
+{
+    uint64_t one = 1;
+    if (w->wake_fd >= 0)
+        (void)!write(w->wake_fd, &one, sizeof one);
+}
+
+void *relay_worker_run(void *arg)
+{
+    struct relay_worker *w = arg;
+    struct epoll_event evs[64];
+    uint64_t next_tick = relay_now_us() + TICK_US;
+
+    while (!atomic_load(&w->ctx->stop)) {
+        uint64_t now = relay_now_us();
+        uint64_t deadline = sluice_turn_server_next_timeout(w->core);
+        if (deadline > next_tick)
+            deadline = next_tick;
+        int timeout_ms = deadline <= now ? 0 : (int)((deadline - now + 999) / 1000);
+        int n = epoll_wait(w->epfd, evs, 64, timeout_ms);
+        if (n < 0 && errno != EINTR) {
+            relay_log(SLUICE_LOG_ERROR, "epoll_wait failed", "worker=%u error=\"%s\"", w->id,
+                      strerror(errno));
+            break;
+        }
+        w->now_us = relay_now_us();
+        for (int i = 0; i < n; i++) {
+            uint64_t d = evs[i].data.u64;
+            switch (EV_KIND(d)) {
+            case EV_WAKE: {
+                uint64_t v;
+                (void)!read(w->wake_fd, &v, sizeof v);
+                break;
+            }
+            case EV_LISTEN: {
+                struct relay_listener *l = &w->listeners[EV_VALUE(d)];
+                if (l->transport == SLUICE_TRANSPORT_UDP)
+                    on_udp_listener(w, l);
+                else
+                    relay_conn_accept(w, l);
+                break;
+            }
+            case EV_RELAY4:
+                on_relay(w, SLUICE_AF_INET, (uint16_t)EV_VALUE(d));
+                break;
+            case EV_RELAY6:
+                on_relay(w, SLUICE_AF_INET6, (uint16_t)EV_VALUE(d));
+                break;
+            case EV_CONN:
+                relay_conn_event(w, EV_VALUE(d), evs[i].events);
+                break;
+            }
+        }
+        relay_conn_reap(w);
+        w->now_us = relay_now_us();
+        if (w->now_us >= sluice_turn_server_next_timeout(w->core)) {
+            sluice_turn_server_handle_timeout(w->core, w->now_us);
+            relay_pump(w);
+            relay_conn_reap(w);
+        }
+        if (w->now_us >= next_tick) {
+            sluice_turn_server_set_unix_time(w->core, (uint64_t)time(NULL));
+            publish_stats(w);
+            next_tick = w->now_us + TICK_US;
+        }
+    }
+    publish_stats(w);
+    return NULL;
+}
+
+void relay_worker_free(struct relay_worker *w)
+{
+    size_t nports = (size_t)(w->port_hi - w->port_lo) + 1;
+
+    relay_conns_free(w);
+    for (size_t i = 0; i < nports; i++) {
+        if (w->relay_fd4 && w->relay_fd4[i] >= 0)
+            close(w->relay_fd4[i]);
+        if (w->relay_fd6 && w->relay_fd6[i] >= 0)
+            close(w->relay_fd6[i]);
+    }
+    free(w->relay_fd4);
+    free(w->relay_fd6);
+    w->relay_fd4 = w->relay_fd6 = NULL;
+    for (size_t i = 0; i < w->n_listeners; i++)
+        close(w->listeners[i].fd);
+    w->n_listeners = 0;
+    if (w->core)
+        sluice_turn_server_free(w->core);
+    w->core = NULL;
+    if (w->epfd >= 0)
+        close(w->epfd);
+    if (w->wake_fd >= 0)
+        close(w->wake_fd);
+    w->epfd = w->wake_fd = -1;
+}

@@ -1,0 +1,109 @@
+# SPDX-License-Identifier: MIT
+# Helpers for the sluice-relay interop tests: start the daemon, wait for its
+# `msg="ready"` log line through a fifo (no sleeping), stop it by PID and
+# keep its exit status. Source it after scripts/lib.sh.
+# shellcheck shell=bash
+
+# relay_spawn NAME WORKDIR BINARY [sluice-relay args...]
+# Sets ${NAME}_PID and ${NAME}_LOG (WORKDIR/name.log). Returns non-zero when
+# the daemon exits or does not log `msg="ready"` within 10 s; the caller then
+# calls relay_stop NAME (from its EXIT trap anyway) and may retry other ports.
+relay_spawn() {
+    local name=$1 work=$2 bin=$3 lower fifo fd line deadline remaining ok=false
+    shift 3
+    lower=${name,,}
+    fifo="$work/$lower.fifo"
+    local log="$work/$lower.log"
+    printf -v "${name}_LOG" '%s' "$log"
+    rm -f "$fifo"
+    mkfifo "$fifo" || return 1
+    "$bin" "$@" >"$fifo" 2>&1 </dev/null &
+    printf -v "${name}_PID" '%s' "$!"
+    exec {fd}<"$fifo"
+    rm -f "$fifo"
+    deadline=$((SECONDS + 10))
+    while remaining=$((deadline - SECONDS)) && [ "$remaining" -gt 0 ] &&
+        IFS= read -r -t "$remaining" -u "$fd" line; do
+        printf '%s\n' "$line" >>"$log"
+        if [[ $line == *'msg="ready"'* ]]; then
+            ok=true
+            break
+        fi
+    done
+    # Keep draining the log so the daemon never blocks on a full pipe.
+    cat <&"$fd" >>"$log" &
+    printf -v "${name}_DRAIN_PID" '%s' "$!"
+    exec {fd}<&-
+    $ok
+}
+
+# relay_stop NAME: SIGTERM by PID, wait, and set ${NAME}_RC to the exit
+# status (143 would mean it died of the signal instead of exiting cleanly).
+# Safe to call twice.
+relay_stop() {
+    local name=$1 v rc=0
+    v="${name}_PID"
+    if [ -n "${!v:-}" ]; then
+        kill -TERM "${!v}" 2>/dev/null || true
+        wait "${!v}" 2>/dev/null || rc=$?
+        printf -v "${name}_RC" '%s' "$rc"
+        printf -v "$v" '%s' ''
+    fi
+    v="${name}_DRAIN_PID"
+    if [ -n "${!v:-}" ]; then
+        wait "${!v}" 2>/dev/null || true
+        printf -v "$v" '%s' ''
+    fi
+}
+
+# relay_peer_start WORKDIR PORT IP...: turnutils_peer echoing on every IP;
+# returns once each answers. Sets PEER_PID.
+relay_peer_start() {
+    local work=$1 port=$2 ip
+    shift 2
+    local -a args=()
+    for ip in "$@"; do
+        args+=(-L "$ip")
+    done
+    turnutils_peer -p "$port" "${args[@]}" >"$work/peer.log" 2>&1 </dev/null &
+    PEER_PID=$!
+    /usr/bin/python3 - "$port" "$@" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+for ip in sys.argv[2:]:
+    fam = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.settimeout(0.1)
+    for _ in range(50):  # at most 5 s
+        s.sendto(b"ready?", (ip, port))
+        try:
+            if s.recv(64) == b"ready?":
+                break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        sys.exit(f"no echo on {ip}:{port}")
+PY
+}
+
+# relay_metric_wait URL NAME MIN: poll the metrics endpoint (every 100 ms,
+# at most 5 s: the workers publish their counters once a second) until the
+# metric NAME (labels included) reaches MIN; print its last value. Returns
+# non-zero when it never does.
+relay_metric_wait() {
+    /usr/bin/python3 - "$1" "$2" "$3" <<'PY'
+import sys, time, urllib.request
+url, name, want = sys.argv[1], sys.argv[2], int(sys.argv[3])
+value = -1
+for _ in range(50):
+    body = urllib.request.urlopen(url, timeout=2).read().decode()
+    for line in body.splitlines():
+        if line.startswith(name + " "):
+            value = int(line.split()[-1])
+    if value >= want:
+        break
+    time.sleep(0.1)
+print(value)
+sys.exit(0 if value >= want else 1)
+PY
+}

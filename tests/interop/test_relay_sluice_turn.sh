@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Interop: the project's sluice-turn tool against sluice-relay on loopback
+# with turnutils_peer as the UDP echo peer: UDP/TCP/TLS x IPv4/IPv6 x
+# long-term/TURN REST x channel/permission, a wrong password, drain mode
+# (508), metrics, and a clean exit 0 on SIGTERM (leaks fail ASan builds).
+# Usage: test_relay_sluice_turn.sh PATH/TO/sluice-relay PATH/TO/sluice-turn
+set -euo pipefail
+
+relay=${1:?usage: test_relay_sluice_turn.sh SLUICE-RELAY SLUICE-TURN}
+tool=${2:?usage: test_relay_sluice_turn.sh SLUICE-RELAY SLUICE-TURN}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/lib.sh
+. "$here/../../scripts/lib.sh"
+# shellcheck source=tests/interop/relay_lib.sh
+. "$here/relay_lib.sh"
+
+for prog in turnutils_peer openssl /usr/bin/python3; do
+    if ! command -v "$prog" >/dev/null 2>&1; then
+        echo "SKIP: $prog is not installed (apt-get install coturn openssl python3)"
+        exit 77
+    fi
+done
+
+work=$(mktemp -d)
+PEER_PID=''
+cleanup() {
+    relay_stop RELAY
+    if [ -n "$PEER_PID" ]; then
+        kill "$PEER_PID" 2>/dev/null || true
+        wait "$PEER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+have_v6=true
+sluice_have_ipv6_loopback || have_v6=false
+$have_v6 || echo "# NOTE: ::1 cannot be bound here: the IPv6 cases are not run"
+ips=(127.0.0.1)
+$have_v6 && ips+=(::1)
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=sluice-relay-test" -addext "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost" \
+    -keyout "$work/key.pem" -out "$work/cert.pem" 2>"$work/openssl.err" ||
+    { cat "$work/openssl.err"; exit 1; }
+
+realm=sluice.test
+lt_user=alice
+lt_pass='correct horse'
+secret=sluice-shared-secret
+
+started=false
+for attempt in 1 2 3; do
+    mapfile -t ports < <(sluice_free_ports 4)
+    PORT=${ports[0]} TLS_PORT=${ports[1]} PEER_PORT=${ports[2]} METRICS_PORT=${ports[3]}
+    args=(--port "$PORT" --tls-port "$TLS_PORT" --tls-cert "$work/cert.pem"
+        --tls-key "$work/key.pem" --realm "$realm" --user "$lt_user:$lt_pass"
+        --auth-secret old-secret --auth-secret "$secret" --workers 2
+        --metrics-listen "127.0.0.1:$METRICS_PORT" --allow-peer 127.0.0.0/8)
+    for ip in "${ips[@]}"; do
+        args+=(--listen "$ip")
+    done
+    $have_v6 && args+=(--allow-peer ::1/128)
+    if relay_spawn RELAY "$work" "$relay" "${args[@]}"; then
+        started=true
+        break
+    fi
+    echo "# sluice-relay did not come up (attempt $attempt)"
+    relay_stop RELAY
+    sed 's/^/  relay| /' "$RELAY_LOG"
+done
+$started || { echo "FAIL: sluice-relay did not start"; exit 1; }
+echo "# sluice-relay pid $RELAY_PID: udp/tcp $PORT, tls $TLS_PORT, metrics $METRICS_PORT"
+
+relay_peer_start "$work" "$PEER_PORT" "${ips[@]}" ||
+    { echo "FAIL: turnutils_peer does not echo"; cat "$work/peer.log"; exit 1; }
+echo "# turnutils_peer pid $PEER_PID on port $PEER_PORT"
+
+rs_user="$(($(date +%s) + 3600)):bob"
+rs_pass=$(/usr/bin/python3 -c 'import base64, hashlib, hmac, sys
+print(base64.b64encode(hmac.new(sys.argv[1].encode(), sys.argv[2].encode(), hashlib.sha1).digest()).decode())' \
+    "$secret" "$rs_user")
+
+failures=()
+results=()
+passes=0
+out=$work/out.txt
+err=$work/err.txt
+
+fail_case() {
+    echo "FAIL: $1: $2"
+    printf '  command:'
+    printf ' %q' "${cmd[@]}"
+    printf '\n'
+    sed 's/^/  stdout| /' "$out"
+    sed 's/^/  stderr| /' "$err"
+    echo "  --- sluice-relay log (last 30 lines):"
+    tail -n 30 "$RELAY_LOG" | sed 's/^/  log| /'
+    failures+=("$1")
+    results+=("FAIL $1")
+}
+
+run_tool() {
+    cmd=("$tool" "$@")
+    rc=0
+    timeout -k 2 30 "${cmd[@]}" >"$out" 2>"$err" </dev/null || rc=$?
+}
+
+count=5
+for cred in long-term shared-secret; do
+    if [ "$cred" = long-term ]; then auth=(--user "$lt_user" --password "$lt_pass")
+    else auth=(--user "$rs_user" --password "$rs_pass"); fi
+    for ip in "${ips[@]}"; do
+        if [ "$ip" = ::1 ]; then fam=6 host='[::1]' re='\[::1\]'
+        else fam=4 host=127.0.0.1 re='127\.0\.0\.1'; fi
+        for transport in udp tcp tls; do
+            if [ "$transport" = tls ]; then uri=turns:$host:$TLS_PORT extra=(--ca "$work/cert.pem")
+            else uri=turn:$host:$PORT extra=(--transport "$transport"); fi
+            for mode in channel permission; do
+                flag=()
+                [ "$mode" = permission ] && flag=(--no-channel)
+                name="$transport/ipv$fam/$cred/$mode"
+                run_tool "${extra[@]}" --family "$fam" "${auth[@]}" --ping "$host:$PEER_PORT" \
+                    --count "$count" --interval-ms 20 "${flag[@]}" "$uri"
+                if [ "$rc" -ne 0 ]; then
+                    fail_case "$name" "exited $rc"
+                elif ! grep -Eq "^relayed-address $re:[0-9]+\$" "$out"; then
+                    fail_case "$name" "no IPv$fam relayed-address"
+                elif ! grep -Eq "^rtt-ms [0-9.]+/[0-9.]+/[0-9.]+ lost 0/$count\$" "$out"; then
+                    fail_case "$name" "probes lost"
+                else
+                    passes=$((passes + 1))
+                    results+=("ok   $name: $(grep '^rtt-ms' "$out")")
+                fi
+            done
+        done
+    done
+done
+
+# The relayed family does not follow the transport's family (RFC 6156).
+if $have_v6; then
+    run_tool --family 6 --user "$lt_user" --password "$lt_pass" --ping "[::1]:$PEER_PORT" \
+        --count "$count" --interval-ms 20 "turn:127.0.0.1:$PORT"
+    if [ "$rc" -eq 0 ] && grep -q 'lost 0/' "$out" && grep -q '^relayed-address \[::1\]' "$out"; then
+        passes=$((passes + 1))
+        results+=("ok   udp/IPv6 relay via IPv4 listener")
+    else
+        fail_case "udp/IPv6 relay via IPv4 listener" "exit $rc or lost probes"
+    fi
+fi
+
+# A wrong password: 401, exit 3.
+run_tool --user "$lt_user" --password wrong "turn:127.0.0.1:$PORT"
+if [ "$rc" -eq 3 ] && grep -Eq '^error 401( |$)' "$err"; then
+    passes=$((passes + 1))
+    results+=("ok   wrong password -> 401")
+else
+    fail_case "wrong password -> 401" "exit $rc"
+fi
+
+# Metrics: poll (bounded) until the relayed packets show up.
+url="http://127.0.0.1:$METRICS_PORT/metrics"
+if got=$(relay_metric_wait "$url" 'sluice_relay_relayed_packets_total{direction="to_client"}' 10) &&
+    relay_metric_wait "$url" sluice_relay_allocations_total 10 >/dev/null; then
+    passes=$((passes + 1))
+    results+=("ok   metrics: $got packets relayed to clients")
+else
+    cmd=(curl "$url")
+    : >"$out"
+    : >"$err"
+    fail_case "metrics" "relayed packets ${got:-?}"
+fi
+
+# Drain mode through the metrics endpoint: a new Allocate gets 508.
+/usr/bin/python3 -c 'import sys, urllib.request
+urllib.request.urlopen(urllib.request.Request(sys.argv[1], method="POST"), timeout=2).read()' \
+    "http://127.0.0.1:$METRICS_PORT/drain"
+run_tool --user "$lt_user" --password "$lt_pass" "turn:127.0.0.1:$PORT"
+if [ "$rc" -eq 3 ] && grep -Eq '^error 508( |$)' "$err"; then
+    passes=$((passes + 1))
+    results+=("ok   drain mode -> 508")
+else
+    fail_case "drain mode -> 508" "exit $rc"
+fi
+
+relay_stop RELAY
+if [ "$RELAY_RC" -eq 0 ] && grep -q 'msg="stopped"' "$RELAY_LOG"; then
+    passes=$((passes + 1))
+    results+=("ok   SIGTERM -> exit 0")
+else
+    cmd=(kill -TERM)
+    : >"$out"
+    : >"$err"
+    fail_case "SIGTERM -> exit 0" "exit $RELAY_RC"
+fi
+
+echo "# results"
+printf '#   %s\n' "${results[@]}"
+if [ "${#failures[@]}" -gt 0 ]; then
+    echo "FAIL: ${#failures[@]} of $((passes + ${#failures[@]})) cases failed"
+    exit 1
+fi
+echo "ok: $passes cases"
