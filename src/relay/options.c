@@ -54,6 +54,9 @@ static const struct opt opts[] = {
     {"user-quota", K_U64, "N", "64", "allocations per user and worker (0: no per-user limit)"},
     {"bandwidth", K_U64, "BYTES", "0",
      "relayed bytes per second per allocation and direction (0: unlimited)"},
+    {"challenge-rate", K_U64, "N", "10",
+     "401/438 challenges per second per client IP; more are not answered (1..1000000)"},
+    {"challenge-burst", K_U64, "N", "20", "burst of challenges per client IP (1..1000000)"},
     {"max-lifetime", K_U64, "S", "3600", "longest allocation lifetime granted, in seconds"},
     {"workers", K_U64, "N", "the number of online CPUs", "worker threads (0: one per CPU)"},
     {"max-connections", K_U64, "N", "4096", "TCP/TLS client connections per worker"},
@@ -241,7 +244,16 @@ static int set_one(struct parser *p, size_t idx, const char *v)
             o->user_quota = u;
         else if (!strcmp(op->name, "bandwidth"))
             o->bandwidth = u;
-        else if (!strcmp(op->name, "max-lifetime"))
+        else if (!strcmp(op->name, "challenge-rate") || !strcmp(op->name, "challenge-burst")) {
+            if (u < 1 || u > 1000000) {
+                usage_error(p, "--%s: 1..1000000", op->name);
+                return -1;
+            }
+            if (op->name[10] == 'r')
+                o->challenge_rate = u;
+            else
+                o->challenge_burst = u;
+        } else if (!strcmp(op->name, "max-lifetime"))
             o->max_lifetime = u;
         else if (!strcmp(op->name, "max-connections"))
             o->max_connections = u;

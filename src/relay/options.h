@@ -35,6 +35,7 @@ struct relay_options {
     size_t n_allow, n_deny;
     uint64_t max_allocations, user_quota, bandwidth;
     uint64_t max_lifetime;
+    uint64_t challenge_rate, challenge_burst;
     unsigned workers;
     uint64_t max_connections;
     bool metrics_on;

@@ -21,6 +21,8 @@
 /* ------------------------------------------------------------------------ */
 /* Sockets */
 
+#define LISTENER_SOCKET_BUFFER (4 * 1024 * 1024)
+
 static int open_socket(const sluice_addr *a, int type, bool reuseport)
 {
     struct sockaddr_storage ss;
@@ -35,6 +37,16 @@ static int open_socket(const sluice_addr *a, int type, bool reuseport)
         (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (type == SOCK_STREAM)
         (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (type == SOCK_DGRAM && reuseport) {
+        /* A listener takes every client's bursts: the default 208 KiB
+         * overflows at a few hundred datagrams. SO_RCVBUFFORCE passes
+         * net.core.rmem_max when running as root (CAP_NET_ADMIN). */
+        int sz = LISTENER_SOCKET_BUFFER;
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof sz) < 0)
+            (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof sz) < 0)
+            (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    }
     if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
         int e = errno;
         close(fd);
@@ -454,6 +466,8 @@ int relay_worker_init(struct relay_worker *w, struct relay_ctx *ctx, unsigned id
     cfg.max_allocations_per_user = (size_t)o->user_quota;
     cfg.max_pending_transmits = 256;
     cfg.bandwidth_bytes_per_s = o->bandwidth;
+    cfg.challenges_per_s = (uint32_t)o->challenge_rate;
+    cfg.challenge_burst = (uint32_t)o->challenge_burst;
     cfg.allow = o->allow;
     cfg.n_allow = o->n_allow;
     cfg.deny = o->deny;

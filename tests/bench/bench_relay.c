@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -132,6 +133,9 @@ static int run_forwarder(uint16_t port, uint16_t peer_port, size_t max_clients)
     epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
     struct fwd_client *cl = calloc(max_clients, sizeof *cl);
     size_t n_cl = 0;
+    static size_t by_port[65536];
+    for (size_t i = 0; i < 65536; i++)
+        by_port[i] = SIZE_MAX;
     static uint8_t bufs[BATCH][PAYLOAD_MAX + 64];
     struct mmsghdr msgs[BATCH], out[BATCH];
     struct iovec iov[BATCH], oiov[BATCH];
@@ -162,17 +166,16 @@ static int run_forwarder(uint16_t port, uint16_t peer_port, size_t max_clients)
                      * own socket; consecutive ones are sent as one batch */
                     int i = 0;
                     while (i < n) {
-                        size_t c;
-                        for (c = 0; c < n_cl; c++)
-                            if (cl[c].addr.sin_port == from[i].sin_port &&
-                                cl[c].addr.sin_addr.s_addr == from[i].sin_addr.s_addr)
-                                break;
-                        if (c == n_cl) {
+                        /* O(1): clients are on loopback, told apart by port */
+                        size_t c = by_port[ntohs(from[i].sin_port)];
+                        if (c == SIZE_MAX || cl[c].addr.sin_addr.s_addr != from[i].sin_addr.s_addr) {
+                            c = n_cl;
                             if (n_cl == max_clients) {
                                 i++;
                                 continue;
                             }
                             cl[c].addr = from[i];
+                            by_port[ntohs(from[i].sin_port)] = c;
                             cl[c].fd = udp_socket(NULL);
                             if (connect(cl[c].fd, (struct sockaddr *)&peer, sizeof peer) < 0)
                                 die("connect");
@@ -413,9 +416,15 @@ static int run_load(const struct opts *o)
     }
     uint64_t t0 = now_us(), deadline = t0 + (uint64_t)(o->seconds * 1e6);
     size_t inflight_limit = n * burst * 2;
+    uint64_t written_off = 0, last_rx = now_us();
     while (now_us() < deadline) {
-        /* keep at most ~2 bursts per flow in flight */
-        if (sent - received < inflight_limit) {
+        /* keep at most ~2 bursts per flow in flight; what has not come back
+         * 50 ms after the last echo is written off as lost */
+        if (sent - received - written_off >= inflight_limit && now_us() - last_rx > 50000) {
+            written_off = sent - received;
+            last_rx = now_us();
+        }
+        if (sent - received - written_off < inflight_limit) {
             for (size_t i = 0; i < n; i++) {
                 for (unsigned k = 0; k < burst; k++) {
                     if (hdr)
@@ -449,6 +458,7 @@ static int run_load(const struct opts *o)
                 for (int k = 0; k < r; k++)
                     if (msgs[k].msg_len == hdr + o->size)
                         received++;
+                last_rx = now_us();
             }
         }
     }

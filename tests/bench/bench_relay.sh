@@ -4,7 +4,8 @@
 # forwarder (the syscall floor of a user-space relay), coturn's turnserver
 # with one relay thread, and sluice-relay with one worker when it is built,
 # each relaying 120-byte datagrams for N allocations with channels to a UDP
-# echo peer on loopback. Reports server CPU time per relayed packet (from
+# echo peer on loopback (relay ports 10000-32000, below the kernel's
+# ephemeral range that the load generator's sockets use). Reports server CPU time per relayed packet (from
 # /proc/PID/stat) and resident memory, and the ratios.
 # Usage: tests/bench/bench_relay.sh BUILDDIR [ALLOCATIONS [SECONDS]]
 set -euo pipefail
@@ -12,6 +13,10 @@ set -euo pipefail
 build=${1:?usage: bench_relay.sh BUILDDIR [ALLOCATIONS [SECONDS]]}
 allocs=${2:-100}
 secs=${3:-5}
+# Datagrams per flow per round: keep about 8,000 in flight at most.
+burst=$((8000 / allocs))
+[ "$burst" -lt 1 ] && burst=1
+[ "$burst" -gt 8 ] && burst=8
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/lib.sh
 . "$here/../../scripts/lib.sh"
@@ -43,7 +48,7 @@ fwd_pid=$!
 exec {fd}<"$work/fwd.fifo"
 IFS= read -r -t 10 -u "$fd" line || sluice_die "forwarder did not start"
 "$bench" --raw --server "127.0.0.1:$fwd_port" --pid "$fwd_pid" --peer-port "$peer_port" \
-    --allocations "$allocs" --seconds "$secs" --label forwarder | tee -a "$results"
+    --allocations "$allocs" --seconds "$secs" --burst "$burst" --label forwarder | tee -a "$results"
 kill "$fwd_pid"
 wait "$fwd_pid" 2>/dev/null || true
 fwd_pid=
@@ -53,23 +58,23 @@ exec {fd}<&-
 coturn_port=$(sluice_free_udp_port)
 sluice_turnserver_spawn COTURN "$work" "UDP listener opened on: 127.0.0.1:$coturn_port" -- \
     --no-tls --no-dtls --no-tcp --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 \
-    --listening-port "$coturn_port" --min-port 20000 --max-port 60000 \
+    --listening-port "$coturn_port" --min-port 10000 --max-port 32000 \
     --relay-threads 1 --allow-loopback-peers --lt-cred-mech --user bench:bench \
     --realm bench.invalid --total-quota 0 --user-quota 0 --no-cli ||
     sluice_die "turnserver did not start"
 "$bench" --server "127.0.0.1:$coturn_port" --pid "$COTURN_PID" --peer-port "$peer_port" \
-    --allocations "$allocs" --seconds "$secs" --label coturn | tee -a "$results"
+    --allocations "$allocs" --seconds "$secs" --burst "$burst" --label coturn | tee -a "$results"
 sluice_turnserver_stop COTURN
 
 # 3. sluice-relay, one worker (when built).
 if [ -x "$relay" ]; then
     relay_port=$(sluice_free_udp_port)
     "$relay" --listen 127.0.0.1 --port "$relay_port" --workers 1 --user bench:bench \
-        --realm bench.invalid --allow-peer 127.0.0.0/8 --min-port 20000 --max-port 60000 \
-        --max-allocations 20000 --log-level warning >"$work/relay.log" 2>&1 &
+        --realm bench.invalid --allow-peer 127.0.0.0/8 --min-port 10000 --max-port 32000 \
+        --max-allocations 20000 --user-quota 20000 --challenge-rate 1000000 --challenge-burst 1000000 --log-level warning >"$work/relay.log" 2>&1 &
     relay_pid=$!
     "$bench" --server "127.0.0.1:$relay_port" --pid "$relay_pid" --peer-port "$peer_port" \
-        --allocations "$allocs" --seconds "$secs" --label sluice-relay | tee -a "$results"
+        --allocations "$allocs" --seconds "$secs" --burst "$burst" --label sluice-relay | tee -a "$results"
 else
     echo "sluice-relay not built ($relay): skipped"
 fi
