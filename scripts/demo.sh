@@ -21,15 +21,7 @@ sluice_build build src/relay/sluice-relay src/tools/sluice-turn src/tools/sluice
 
 work=$(mktemp -d)
 PEER_PID=''
-cleanup() {
-    relay_stop RELAY
-    if [ -n "$PEER_PID" ]; then
-        kill "$PEER_PID" 2>/dev/null || true
-        wait "$PEER_PID" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'relay_cleanup "$work"' EXIT
 
 # A free port can be taken between the probe and the bind: retry.
 started=false

@@ -38,7 +38,6 @@ enum kind { K_ALLOCATE = 1, K_REFRESH, K_PERM, K_CHAN, K_DELETE };
 
 /* A permission (by IP, RFC 8656 §9) or a channel (by IP:port, §12). */
 struct peer {
-    bool used;
     bool confirmed; /* a success arrived and has not expired */
     bool failed;    /* an error answer: no more refreshes until asked again */
     bool inflight;
@@ -71,7 +70,6 @@ struct sluice_turn_client {
     uint64_t expires_us;
     uint64_t refresh_at_us; /* SLUICE_NEVER while a refresh is in flight */
     uint64_t close_deadline_us;
-    bool delete_sent;
     uint8_t refresh_txid[SLUICE_STUN_TXID_LEN];
 
     struct peer *perms;
@@ -755,8 +753,7 @@ int sluice_turn_client_close(sluice_turn_client *c, uint64_t now_us)
     c->state = ST_CLOSING;
     c->close_deadline_us = now_us + c->cfg.close_timeout_us;
     /* RFC 8656 §7.2: a Refresh with LIFETIME 0 deletes the allocation. */
-    c->delete_sent = send_refresh(c, now_us, 0, K_DELETE) == 0;
-    if (!c->delete_sent)
+    if (send_refresh(c, now_us, 0, K_DELETE) < 0)
         terminate(c, SLUICE_TURN_EVENT_CLOSED, 0, SLUICE_ERR_FULL, "could not send the delete");
     return 0;
 }
@@ -820,7 +817,6 @@ int sluice_turn_client_create_permission(sluice_turn_client *c, uint64_t now_us,
             return SLUICE_ERR_FULL;
         p = &c->perms[c->n_perms++];
         memset(p, 0, sizeof *p);
-        p->used = true;
         p->addr = *peer;
         p->addr.port = 0; /* a permission is for the IP address (§9) */
         p->refresh_at_us = now_us;
@@ -844,7 +840,6 @@ int sluice_turn_client_bind_channel(sluice_turn_client *c, uint64_t now_us,
             return SLUICE_ERR_FULL;
         p = &c->chans[c->n_chans];
         memset(p, 0, sizeof *p);
-        p->used = true;
         p->addr = *peer;
         p->channel = (uint16_t)(SLUICE_TURN_CHANNEL_MIN + c->n_chans);
         p->refresh_at_us = now_us;

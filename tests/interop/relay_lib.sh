@@ -56,6 +56,18 @@ relay_stop() {
     fi
 }
 
+# relay_cleanup WORKDIR: the EXIT trap of a relay test: stop the relay
+# (RELAY) and the echo peer (PEER_PID) by PID, remove WORKDIR.
+relay_cleanup() {
+    relay_stop RELAY
+    if [ -n "${PEER_PID:-}" ]; then
+        kill "$PEER_PID" 2>/dev/null || true
+        wait "$PEER_PID" 2>/dev/null || true
+        PEER_PID=''
+    fi
+    rm -rf "$1"
+}
+
 # relay_peer_start WORKDIR PORT IP...: turnutils_peer echoing on every IP;
 # returns once each answers. Sets PEER_PID.
 relay_peer_start() {

@@ -24,15 +24,7 @@ fi
 
 work=$(mktemp -d)
 PEER_PID=''
-cleanup() {
-    relay_stop RELAY
-    if [ -n "$PEER_PID" ]; then
-        kill "$PEER_PID" 2>/dev/null || true
-        wait "$PEER_PID" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'relay_cleanup "$work"' EXIT
 
 started=false
 for attempt in 1 2 3; do

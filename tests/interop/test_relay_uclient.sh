@@ -23,15 +23,7 @@ done
 
 work=$(mktemp -d)
 PEER_PID=''
-cleanup() {
-    relay_stop RELAY
-    if [ -n "$PEER_PID" ]; then
-        kill "$PEER_PID" 2>/dev/null || true
-        wait "$PEER_PID" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'relay_cleanup "$work"' EXIT
 
 have_v6=true
 sluice_have_ipv6_loopback || have_v6=false

@@ -4,6 +4,8 @@
  * handles, over UDP and TCP framing. */
 #include "test.h"
 
+#include "fail_alloc.h"
+
 #include "fake_turn.h"
 #include "sluice/sluice.h"
 
@@ -876,20 +878,7 @@ static void test_config_and_alloc_failures(void)
     sluice_turn_client_free(NULL);
 }
 
-/* Fail each allocation in turn: clean NULL + NOMEM, no leak (ASan). */
-static int fail_at, calls;
-static void *failing_calloc(void *ctx, size_t n, size_t size)
-{
-    (void)ctx;
-    if (calls++ == fail_at)
-        return NULL;
-    return calloc(n, size);
-}
-static void plain_free(void *ctx, void *p)
-{
-    (void)ctx;
-    free(p);
-}
+/* Fail each allocation in turn: NULL + NOMEM, no leak (ASan). */
 
 static void test_allocation_failures(void)
 {
@@ -903,12 +892,12 @@ static void test_allocation_failures(void)
     cfg.alloc.calloc = failing_calloc;
     cfg.alloc.free = plain_free;
     int ok_at = -1;
-    for (fail_at = 0; fail_at < 64; fail_at++) {
-        calls = 0;
+    for (fail_alloc_at = 0; fail_alloc_at < 64; fail_alloc_at++) {
+        fail_alloc_calls = 0;
         int err = 0;
         sluice_turn_client *c = sluice_turn_client_new(&cfg, &err);
         if (c) {
-            ok_at = fail_at;
+            ok_at = fail_alloc_at;
             sluice_turn_client_free(c);
             break;
         }

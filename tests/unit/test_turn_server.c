@@ -4,6 +4,8 @@
  * sluice TURN client against the server in one process (UDP, TCP). */
 #include "test.h"
 
+#include "fail_alloc.h"
+
 #include "sluice/sluice.h"
 #include "turn/framing.h"
 
@@ -1418,21 +1420,8 @@ static void test_relay_bind_failure(void)
     srv_free(&e);
 }
 
-/* Fail each allocation in turn: NULL + NOMEM, no leak. */
-static int fail_at, calls;
+/* Fail each allocation in turn: NULL + NOMEM, no leak (ASan). */
 static size_t counted;
-static void *failing_calloc(void *ctx, size_t n, size_t size)
-{
-    (void)ctx;
-    if (calls++ == fail_at)
-        return NULL;
-    return calloc(n, size);
-}
-static void plain_free(void *ctx, void *p)
-{
-    (void)ctx;
-    free(p);
-}
 
 static void test_allocation_failures(void)
 {
@@ -1446,12 +1435,12 @@ static void test_allocation_failures(void)
     e.cfg.alloc.calloc = failing_calloc;
     e.cfg.alloc.free = plain_free;
     int ok_at = -1;
-    for (fail_at = 0; fail_at < 100; fail_at++) {
-        calls = 0;
+    for (fail_alloc_at = 0; fail_alloc_at < 100; fail_alloc_at++) {
+        fail_alloc_calls = 0;
         int err = 0;
         sluice_turn_server *s = sluice_turn_server_new(&e.cfg, &err);
         if (s) {
-            ok_at = fail_at;
+            ok_at = fail_alloc_at;
             sluice_turn_server_free(s);
             break;
         }
