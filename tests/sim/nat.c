@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { EV_MAP = 4 };
+enum { EV_MAP = 4, EV_FLUSH = 5 };
 
 void sim_nat_config_init(sim_nat_config *cfg, sim_nat_type type)
 {
@@ -146,6 +146,21 @@ static void expire(sim_net *net, struct sim_realm *n)
             n->n_live--;
         }
     }
+}
+
+int sim_nat_flush(sim_net *net, int realm)
+{
+    struct sim_realm *n = nat_get(net, realm);
+    if (!n)
+        return SLUICE_ERR_INVALID;
+    expire(net, n);
+    int dropped = (int)n->n_live;
+    for (size_t i = 0; i < n->cfg.max_mappings; i++)
+        n->map[i].used = false;
+    n->n_live = 0;
+    sim_hash_event(net, EV_FLUSH, NULL, NULL, NULL, (size_t)realm);
+    sim_tracef(net, "nat %d flush %d mappings", realm, dropped);
+    return dropped;
 }
 
 /* Does mapping m serve internal -> remote? RFC 4787 §4.1. */

@@ -242,6 +242,12 @@ int sim_realm_parent(const sim_net *net, int realm);
 int sim_nat_mapping_lookup(const sim_net *net, int realm, const sluice_addr *internal,
                            const sluice_addr *remote, sluice_addr *external);
 
+/* Forget every mapping of the NAT of realm at once, as a NAT reboot or a
+ * change of public address would: later outbound traffic gets new
+ * mappings (and, with random ports, new external ports). Returns the number
+ * of live mappings dropped, or SLUICE_ERR_INVALID. */
+int sim_nat_flush(sim_net *net, int realm);
+
 typedef struct sim_nat_stats {
     uint64_t mappings;          /* live now */
     uint64_t mappings_created;
