@@ -180,8 +180,7 @@ static bool mapping_matches(const struct sim_realm *n, const struct sim_mapping 
 }
 
 static const struct sim_mapping *find_const(const sim_net *net, const struct sim_realm *n,
-                                            const sluice_addr *internal,
-                                            const sluice_addr *remote)
+                                            const sluice_addr *internal, const sluice_addr *remote)
 {
     for (size_t i = 0; i < n->cfg.max_mappings; i++)
         if (live(net, &n->map[i]) && mapping_matches(n, &n->map[i], internal, remote))
@@ -305,8 +304,8 @@ static struct sim_mapping *outbound(sim_net *net, int r, const sluice_addr *inte
 
 /* RFC 4787 §5: may a datagram from Y:y (in the parent realm) reach the
  * internal endpoint of m? */
-static bool filter_pass(const sim_net *net, const struct sim_realm *n,
-                        const struct sim_mapping *m, const sluice_addr *from)
+static bool filter_pass(const sim_net *net, const struct sim_realm *n, const struct sim_mapping *m,
+                        const sluice_addr *from)
 {
     if (n->cfg.filtering == SIM_FILTER_ENDPOINT_INDEPENDENT)
         return true;
@@ -314,8 +313,9 @@ static bool filter_pass(const sim_net *net, const struct sim_realm *n,
         const struct sim_perm *p = &m->perm[i];
         if (p->expires_us <= net->now_us)
             continue;
-        if (n->cfg.filtering == SIM_FILTER_ADDRESS_DEPENDENT ? sluice_addr_equal_ip(&p->remote, from)
-                                                              : sluice_addr_equal(&p->remote, from))
+        if (n->cfg.filtering == SIM_FILTER_ADDRESS_DEPENDENT
+                ? sluice_addr_equal_ip(&p->remote, from)
+                : sluice_addr_equal(&p->remote, from))
             return true;
     }
     return false;

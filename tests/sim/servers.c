@@ -25,8 +25,8 @@ struct sim_server {
  * reserved classes by default (coturn CVE-2020-26262), so a simulated
  * relay must allow them explicitly. */
 static const char *const sim_ranges[] = {
-    "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "10.0.0.0/8", "172.16.0.0/12",
-    "192.168.0.0/16", "100.64.0.0/10", "2001:db8::/32", "fc00::/7",
+    "192.0.2.0/24",   "198.51.100.0/24", "203.0.113.0/24", "10.0.0.0/8", "172.16.0.0/12",
+    "192.168.0.0/16", "100.64.0.0/10",   "2001:db8::/32",  "fc00::/7",
 };
 #define N_RANGES (sizeof sim_ranges / sizeof sim_ranges[0])
 static sluice_turn_cidr sim_allow[N_RANGES];
@@ -103,8 +103,8 @@ static void srv_deliver(void *ctx, sim_net *net, uint64_t now, const sluice_addr
     struct sim_server *s = ctx;
     sluice_turn_server_transmit tx;
     if (is_listen(s, local)) {
-        sluice_turn_server_flow flow = {.client = *remote, .local = *local,
-                                        .transport = SLUICE_TRANSPORT_UDP};
+        sluice_turn_server_flow flow = {
+            .client = *remote, .local = *local, .transport = SLUICE_TRANSPORT_UDP};
         const uint8_t *payload;
         size_t plen;
         if (sluice_turn_server_handle_client(s->core, now, &flow, data, len, &tx, &payload,

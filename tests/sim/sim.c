@@ -60,8 +60,8 @@ const char *sim_strerror(int err)
 const char *sim_drop_name(sim_drop_reason r)
 {
     static const char *const names[SIM_DROP_N] = {
-        "loss", "nat-filter", "no-route", "queue-full", "hairpin", "nat-full", "no-endpoint",
-        "too-big",
+        "loss",    "nat-filter", "no-route",    "queue-full",
+        "hairpin", "nat-full",   "no-endpoint", "too-big",
     };
     return (unsigned)r < SIM_DROP_N ? names[r] : "unknown";
 }
@@ -167,8 +167,8 @@ sim_net *sim_net_new_config(const sim_net_config *cfg)
 {
     if (!cfg || !cfg->max_in_flight || cfg->max_in_flight > (1u << 24) || !cfg->max_datagram ||
         cfg->max_datagram > 65535 || !cfg->max_hosts || cfg->max_hosts > 65536 ||
-        !cfg->max_realms || cfg->max_realms > 4096 || !cfg->max_addrs ||
-        cfg->max_addrs > 65536 || !cfg->max_steps)
+        !cfg->max_realms || cfg->max_realms > 4096 || !cfg->max_addrs || cfg->max_addrs > 65536 ||
+        !cfg->max_steps)
         return NULL;
     sim_net *net = calloc(1, sizeof *net);
     if (!net)
@@ -354,8 +354,8 @@ sluice_rng sim_host_rng(sim_net *net, int host)
 static void refresh_deadline(sim_net *net, struct sim_host *h)
 {
     (void)net;
-    h->deadline = h->has_endpoint && h->ops.next_timeout ? h->ops.next_timeout(h->ctx)
-                                                         : SLUICE_NEVER;
+    h->deadline =
+        h->has_endpoint && h->ops.next_timeout ? h->ops.next_timeout(h->ctx) : SLUICE_NEVER;
 }
 
 int sim_host_set_endpoint(sim_net *net, int host, const sim_endpoint_ops *ops, void *ctx)
@@ -494,6 +494,15 @@ static bool link_cross(sim_net *net, struct sim_host *h, uint64_t *delay)
     return true;
 }
 
+static void drop(sim_net *net, const struct sim_pkt *p, sim_drop_reason r)
+{
+    char a[SLUICE_ADDR_STRLEN], b[SLUICE_ADDR_STRLEN];
+    sim_count_drop(net, p->src_host, r);
+    sim_hash_event(net, EV_DROP * 16 + (int)r, &p->src, &p->dst, NULL, p->len);
+    sim_tracef(net, "drop %s %s -> %s len %zu host %s", sim_drop_name(r), sim_fmt(&p->src, a),
+               sim_fmt(&p->dst, b), p->len, net->hosts[p->src_host].name);
+}
+
 /* Queue a copy of p at time t (stage unchanged). Returns false when the
  * queue is full (counted against the sender). */
 static bool queue_copy(sim_net *net, const struct sim_pkt *p, uint64_t t)
@@ -501,7 +510,7 @@ static bool queue_copy(sim_net *net, const struct sim_pkt *p, uint64_t t)
     uint32_t slot;
     struct sim_pkt *c = slot_alloc(net, &slot);
     if (!c) {
-        sim_count_drop(net, p->src_host, SIM_DROP_QUEUE_FULL);
+        drop(net, p, SIM_DROP_QUEUE_FULL);
         return false;
     }
     uint8_t *data = c->data;
@@ -511,15 +520,6 @@ static bool queue_copy(sim_net *net, const struct sim_pkt *p, uint64_t t)
     c->time_us = t;
     heap_push(net, slot);
     return true;
-}
-
-static void drop(sim_net *net, const struct sim_pkt *p, sim_drop_reason r)
-{
-    char a[SLUICE_ADDR_STRLEN], b[SLUICE_ADDR_STRLEN];
-    sim_count_drop(net, p->src_host, r);
-    sim_hash_event(net, EV_DROP * 16 + (int)r, &p->src, &p->dst, NULL, p->len);
-    sim_tracef(net, "drop %s %s -> %s len %zu host %s", sim_drop_name(r), sim_fmt(&p->src, a),
-               sim_fmt(&p->dst, b), p->len, net->hosts[p->src_host].name);
 }
 
 int sim_send(sim_net *net, int host, uint64_t now, const sluice_addr *src_local,

@@ -55,13 +55,13 @@ const char *sim_strerror(int err);
 /* The network */
 
 typedef struct sim_net_config {
-    uint64_t seed;          /* everything random derives from it */
-    size_t max_in_flight;   /* datagrams queued at once (default 4096) */
-    size_t max_datagram;    /* bytes per datagram (default 2048, at most 65535) */
-    size_t max_hosts;       /* default 64 */
-    size_t max_realms;      /* including the internet: NATs + 1 (default 32) */
-    size_t max_addrs;       /* addresses over all hosts (default 256) */
-    uint64_t max_steps;     /* events processed per run call (default 1,000,000) */
+    uint64_t seed;        /* everything random derives from it */
+    size_t max_in_flight; /* datagrams queued at once (default 4096) */
+    size_t max_datagram;  /* bytes per datagram (default 2048, at most 65535) */
+    size_t max_hosts;     /* default 64 */
+    size_t max_realms;    /* including the internet: NATs + 1 (default 32) */
+    size_t max_addrs;     /* addresses over all hosts (default 256) */
+    uint64_t max_steps;   /* events processed per run call (default 1,000,000) */
 } sim_net_config;
 
 /* Fill cfg with the defaults above and seed. */
@@ -176,15 +176,15 @@ int sim_send(sim_net *net, int host, uint64_t now, const sluice_addr *src_local,
 
 /* RFC 4787 §4.1: which mappings an internal endpoint (X:x) gets. */
 typedef enum {
-    SIM_MAP_ENDPOINT_INDEPENDENT = 0, /* one X1':x1' for every Y:y */
-    SIM_MAP_ADDRESS_DEPENDENT = 1,    /* one per remote address Y */
+    SIM_MAP_ENDPOINT_INDEPENDENT = 0,   /* one X1':x1' for every Y:y */
+    SIM_MAP_ADDRESS_DEPENDENT = 1,      /* one per remote address Y */
     SIM_MAP_ADDRESS_PORT_DEPENDENT = 2, /* one per remote Y:y ("symmetric") */
 } sim_nat_mapping;
 
 /* RFC 4787 §5: which inbound datagrams to X1':x1' are let in. */
 typedef enum {
-    SIM_FILTER_ENDPOINT_INDEPENDENT = 0, /* from anyone */
-    SIM_FILTER_ADDRESS_DEPENDENT = 1,    /* from an address X has sent to */
+    SIM_FILTER_ENDPOINT_INDEPENDENT = 0,   /* from anyone */
+    SIM_FILTER_ADDRESS_DEPENDENT = 1,      /* from an address X has sent to */
     SIM_FILTER_ADDRESS_PORT_DEPENDENT = 2, /* from an address and port X has sent to */
 } sim_nat_filtering;
 
@@ -249,14 +249,14 @@ int sim_nat_mapping_lookup(const sim_net *net, int realm, const sluice_addr *int
 int sim_nat_flush(sim_net *net, int realm);
 
 typedef struct sim_nat_stats {
-    uint64_t mappings;          /* live now */
+    uint64_t mappings; /* live now */
     uint64_t mappings_created;
-    uint64_t mappings_expired;  /* reclaimed after their timeout */
-    uint64_t translated_out;    /* datagrams translated outbound */
-    uint64_t translated_in;     /* datagrams let in */
-    uint64_t filtered;          /* inbound datagrams refused (no mapping or filter) */
+    uint64_t mappings_expired; /* reclaimed after their timeout */
+    uint64_t translated_out;   /* datagrams translated outbound */
+    uint64_t translated_in;    /* datagrams let in */
+    uint64_t filtered;         /* inbound datagrams refused (no mapping or filter) */
     uint64_t hairpinned;
-    uint64_t table_full;        /* datagrams dropped: no room for a mapping */
+    uint64_t table_full; /* datagrams dropped: no room for a mapping */
 } sim_nat_stats;
 
 /* Returns 0, or SLUICE_ERR_INVALID when realm is not a NAT realm. */

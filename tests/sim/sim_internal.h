@@ -85,10 +85,10 @@ struct sim_net {
     struct sim_realm *realms;
     size_t n_realms;
 
-    struct sim_pkt *pkts;  /* max_in_flight slots */
-    uint32_t *free_slots;  /* stack of free slot indices */
+    struct sim_pkt *pkts; /* max_in_flight slots */
+    uint32_t *free_slots; /* stack of free slot indices */
     size_t n_free;
-    uint32_t *heap;        /* slot indices, min-heap on (time_us, seq) */
+    uint32_t *heap; /* slot indices, min-heap on (time_us, seq) */
     size_t n_heap;
     uint8_t *pool;
 

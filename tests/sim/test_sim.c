@@ -77,9 +77,14 @@ static void rec_deliver(void *ctx, sim_net *net, uint64_t now, const sluice_addr
         else
             r->last_seq = seq;
     }
-    if (r->reflect)
-        sim_send(net, r->host, now, local, remote, (const uint8_t *)remote, sizeof *remote);
-    else if (r->echo)
+    if (r->reflect) {
+        uint8_t b[19]; /* family, address, port: no struct padding on the wire */
+        b[0] = remote->family;
+        memcpy(b + 1, remote->ip, 16);
+        b[17] = (uint8_t)(remote->port >> 8);
+        b[18] = (uint8_t)remote->port;
+        sim_send(net, r->host, now, local, remote, b, sizeof b);
+    } else if (r->echo)
         sim_send(net, r->host, now, local, remote, data, len);
 }
 
@@ -97,8 +102,12 @@ static void rec_init(struct rec *r, sim_net *net, int host)
 static sluice_addr rec_reflected(const struct rec *r)
 {
     sluice_addr a = {0};
-    if (r->n_rx && r->rx[r->n_rx - 1].len >= sizeof a)
-        memcpy(&a, r->rx[r->n_rx - 1].data, sizeof a);
+    const struct rx *x = r->n_rx ? &r->rx[r->n_rx - 1] : NULL;
+    if (x && x->len == 19) {
+        a.family = x->data[0];
+        memcpy(a.ip, x->data + 1, 16);
+        a.port = (uint16_t)(x->data[17] << 8 | x->data[18]);
+    }
     return a;
 }
 
@@ -183,10 +192,10 @@ static void test_nat_presets(void)
     static const struct {
         sim_nat_type type;
         const char *name;
-        bool same_mapping;       /* EIM: S1 and S2 see the same X1':x1' */
-        bool pass_other_port;    /* from S1's address, another port */
-        bool pass_other_addr;    /* from an address A never sent to */
-        bool hairpin_after_punch;/* B -> A's mapping after A sent to B's mapping */
+        bool same_mapping;        /* EIM: S1 and S2 see the same X1':x1' */
+        bool pass_other_port;     /* from S1's address, another port */
+        bool pass_other_addr;     /* from an address A never sent to */
+        bool hairpin_after_punch; /* B -> A's mapping after A sent to B's mapping */
     } cases[] = {
         {SIM_NAT_FULL_CONE, "full cone", true, true, true, true},
         {SIM_NAT_RESTRICTED_CONE, "restricted cone", true, true, false, true},
@@ -208,9 +217,9 @@ static void test_nat_presets(void)
             fprintf(stderr, "# %s: mapping behaviour wrong\n", cases[i].name);
         /* the simulator's own view agrees */
         sluice_addr ext;
-        CHECK_EQ(sim_nat_mapping_lookup(w.net, w.realm, PA("10.0.0.2:5000"),
-                                        PA("192.0.2.1:3478"), &ext),
-                 1);
+        CHECK_EQ(
+            sim_nat_mapping_lookup(w.net, w.realm, PA("10.0.0.2:5000"), PA("192.0.2.1:3478"), &ext),
+            1);
         CHECK(sluice_addr_equal(&ext, &m1));
 
         /* filtering, RFC 4787 §5 */
@@ -283,9 +292,9 @@ static void test_nat_expiry(void)
         }
         run_for(w.net, 10 * S);
         CHECK(!reaches(&w, w.s1, "192.0.2.1:3478", &m1, &w.ra));
-        CHECK_EQ(sim_nat_mapping_lookup(w.net, w.realm, PA("10.0.0.2:5000"),
-                                        PA("192.0.2.1:3478"), NULL),
-                 0);
+        CHECK_EQ(
+            sim_nat_mapping_lookup(w.net, w.realm, PA("10.0.0.2:5000"), PA("192.0.2.1:3478"), NULL),
+            0);
         sim_nat_stats ns;
         sim_nat_get_stats(w.net, w.realm, &ns);
         CHECK_EQ(ns.mappings_expired, 1);
@@ -343,9 +352,8 @@ static void test_nat_ports_and_nesting(void)
     /* A, in the middle realm, reaches C through the inner NAT's public
      * address once C has opened it (full cone inside, so any source) */
     sluice_addr c_mid;
-    CHECK_EQ(sim_nat_mapping_lookup(w.net, r2, PA("192.168.1.2:7000"), PA("192.0.2.1:3478"),
-                                    &c_mid),
-             1);
+    CHECK_EQ(
+        sim_nat_mapping_lookup(w.net, r2, PA("192.168.1.2:7000"), PA("192.0.2.1:3478"), &c_mid), 1);
     CHECK(sluice_addr_equal_ip(&c_mid, &ipub));
     CHECK(reaches(&w, w.a, "10.0.0.2:5000", &c_mid, &rc));
     /* and a NAT realm address is not reachable from the internet */
@@ -581,7 +589,7 @@ static const sim_endpoint_ops core_ops = {
 /* feed/tick/deadline of struct EP (a core_ep first, the object in c) for
  * the sluice object whose functions start with PREFIX. */
 #define CORE_GLUE(EP, PREFIX)                                                                      \
-    static void EP##_feed(struct core_ep *b, uint64_t now, const sluice_addr *remote,             \
+    static void EP##_feed(struct core_ep *b, uint64_t now, const sluice_addr *remote,              \
                           const uint8_t *data, size_t len)                                         \
     {                                                                                              \
         PREFIX##_handle_datagram(((struct EP *)b)->c, now, remote, data, len);                     \
@@ -628,7 +636,6 @@ static void stun_ep_flush(struct core_ep *b, uint64_t now)
             sluice_stun_get_xor_address(&m, SLUICE_STUN_ATTR_XOR_MAPPED_ADDRESS, &e->mapped);
     }
 }
-
 
 static bool stun_done(void *ctx)
 {
@@ -724,7 +731,6 @@ static void turn_ep_flush(struct core_ep *b, uint64_t now)
         e->n_got++;
     }
 }
-
 
 static int want_event;
 static bool turn_has_event(void *ctx)
