@@ -172,6 +172,19 @@ int main(int argc, char **argv)
     }
     if (build_users(&ctx, &o) < 0 || check_tls(&o) < 0)
         goto out;
+    if (o.user_quota) {
+        /* Twice the allocations the relay may hold (the table's maximum at
+         * most): a user's window rarely fills. */
+        int err = 0;
+        uint64_t slots = 2 * o.max_allocations;
+        ctx.quota = sluice_turn_quota_new(slots > (1u << 24) ? (1u << 24) : (size_t)slots, NULL,
+                                          NULL, &err);
+        if (!ctx.quota) {
+            relay_log(SLUICE_LOG_ERROR, "cannot create the user quota table", "error=\"%s\"",
+                      sluice_strerror(err));
+            goto out;
+        }
+    }
     ctx.slots = calloc(ctx.n_workers, sizeof *ctx.slots);
     workers = calloc(ctx.n_workers, sizeof *workers);
     if (!ctx.slots || !workers)
@@ -253,6 +266,7 @@ out:
             pthread_mutex_destroy(&ctx.slots[i].lock);
         free(ctx.slots);
     }
+    sluice_turn_quota_free(ctx.quota); /* after every core that used it */
     free(ctx.users);
     relay_options_free(&o);
     if (rc == 0)

@@ -106,13 +106,19 @@ static size_t render(struct relay_metrics *m)
     put(&o, dr, "counter", "", "reason=\"oversize\"", d.dropped_oversize, false);
     put(&o, dr, "counter", "", "reason=\"send_failed\"", d.dropped_send, false);
     put(&o, dr, "counter", "", "reason=\"connection_output_full\"", d.dropped_conn_full, false);
+    C("quota_refused_total", "Allocate requests refused with 486 (user quota).",
+      s.quota_refused);
+    C("quota_table_full_total", "Of those, refused because the quota table had no room.",
+      sluice_turn_quota_refused_full(m->ctx->quota));
     C("relay_bind_failures_total", "Relay sockets that could not be bound.", s.relay_bind_failures);
     G("connections", "Current TCP/TLS client connections.", d.connections);
     C("connections_total", "TCP/TLS client connections accepted.", d.connections_total);
     C("connections_refused_total", "Connections closed at once (table full).",
       d.connections_refused);
     C("tls_handshake_failures_total", "TLS handshakes that failed.", d.tls_handshake_failures);
-    C("drain_refused_total", "Allocate requests answered 508 in drain mode.", d.drain_refused);
+    C("drain_redirected_total", "Allocate requests answered 300 (--alternate-server) in drain mode.",
+      s.drain_redirected);
+    C("drain_refused_total", "Allocate requests answered 508 in drain mode.", s.drain_refused);
     return o.len;
 }
 

@@ -13,7 +13,7 @@
 
 #include "sluice_config.h"
 
-enum kind { K_ADDRS, K_PORT, K_STR, K_STRS, K_CIDRS, K_U64, K_METRICS, K_LEVEL, K_FLAG };
+enum kind { K_ADDRS, K_PORT, K_STR, K_STRS, K_CIDRS, K_U64, K_METRICS, K_LEVEL, K_FLAG, K_ALT };
 
 /* Where a value came from; a higher layer replaces a repeatable list. */
 enum layer { L_DEFAULT, L_CONFIG, L_ENV, L_CLI };
@@ -51,7 +51,8 @@ static const struct opt opts[] = {
      "allow peers in this prefix although their class is denied (repeatable)"},
     {"deny-peer", K_CIDRS, "CIDR", "", "always refuse peers in this prefix (repeatable)"},
     {"max-allocations", K_U64, "N", "8192", "allocations in total (split between workers)"},
-    {"user-quota", K_U64, "N", "64", "allocations per user and worker (0: no per-user limit)"},
+    {"user-quota", K_U64, "N", "64",
+     "allocations per user, all workers together (0: no per-user limit)"},
     {"bandwidth", K_U64, "BYTES", "0",
      "relayed bytes per second per allocation and direction (0: unlimited)"},
     {"challenge-rate", K_U64, "N", "10",
@@ -60,6 +61,13 @@ static const struct opt opts[] = {
     {"max-lifetime", K_U64, "S", "3600", "longest allocation lifetime granted, in seconds"},
     {"workers", K_U64, "N", "the number of online CPUs", "worker threads (0: one per CPU)"},
     {"max-connections", K_U64, "N", "4096", "TCP/TLS client connections per worker"},
+    {"alternate-server", K_ALT, "ADDR:PORT", "",
+     "in drain mode, send new allocations there with 300 Try Alternate instead of "
+     "refusing them with 508 (repeatable: one per family; [IPv6]:PORT)"},
+    {"alternate-tls-port", K_PORT, "N", "the --alternate-server port",
+     "the alternate server's TLS port, for requests that came over TLS"},
+    {"alternate-domain", K_STR, "NAME", "",
+     "ALTERNATE-DOMAIN sent with a redirect over TLS: the name on the alternate's certificate"},
     {"metrics-listen", K_METRICS, "ADDR:PORT", "127.0.0.1:9641",
      "Prometheus /metrics and POST /drain endpoint (off: disabled)"},
     {"log-level", K_LEVEL, "LEVEL", "info", "error, warning, info or debug"},
@@ -127,6 +135,8 @@ static void clear_list(struct relay_options *o, const char *name)
         o->n_allow = 0;
     } else if (!strcmp(name, "deny-peer")) {
         o->n_deny = 0;
+    } else if (!strcmp(name, "alternate-server")) {
+        memset(o->alternate, 0, sizeof o->alternate);
     }
 }
 
@@ -192,6 +202,8 @@ static int set_one(struct parser *p, size_t idx, const char *v)
             o->tls_port = (uint16_t)u;
         else if (!strcmp(op->name, "min-port"))
             o->min_port = (uint16_t)u;
+        else if (!strcmp(op->name, "alternate-tls-port"))
+            o->alternate_tls_port = (uint16_t)u;
         else
             o->max_port = (uint16_t)u;
         return 0;
@@ -201,6 +213,7 @@ static int set_one(struct parser *p, size_t idx, const char *v)
                       : !strcmp(op->name, "realm")      ? &o->realm
                       : !strcmp(op->name, "software")   ? &o->software
                       : !strcmp(op->name, "users-file") ? &o->users_file
+                      : !strcmp(op->name, "alternate-domain") ? &o->alternate_domain
                                                         : &o->config;
         return set_str(slot, v);
     }
@@ -286,6 +299,19 @@ static int set_one(struct parser *p, size_t idx, const char *v)
         usage_error(p, "--log-level: '%s' is not error, warning, info or debug", v);
         return -1;
     }
+    case K_ALT: {
+        if (sluice_addr_parse(&a, v, 0) < 0 || a.port == 0) {
+            usage_error(p, "--alternate-server: '%s' is not ADDR:PORT", v);
+            return -1;
+        }
+        sluice_addr *slot = &o->alternate[a.family == SLUICE_AF_INET6];
+        if (slot->family) {
+            usage_error(p, "--alternate-server: one address per family");
+            return -1;
+        }
+        *slot = a;
+        return 0;
+    }
     case K_FLAG:
         break;
     }
@@ -297,7 +323,8 @@ static int set_one(struct parser *p, size_t idx, const char *v)
 static int set_opt(struct parser *p, size_t idx, const char *v, enum layer layer, bool split)
 {
     const struct opt *op = &opts[idx];
-    bool repeat = op->kind == K_ADDRS || op->kind == K_STRS || op->kind == K_CIDRS;
+    bool repeat =
+        op->kind == K_ADDRS || op->kind == K_STRS || op->kind == K_CIDRS || op->kind == K_ALT;
 
     if (repeat && p->set_by[idx] < layer)
         clear_list(p->o, op->name);
@@ -425,13 +452,15 @@ static void print_help(void)
     for (size_t i = 0; i < N_OPTS; i++) {
         env_name(opts[i].name, env, sizeof env);
         snprintf(left, sizeof left, "--%s %s", opts[i].name, opts[i].arg);
-        printf("  %-26s %s\n", left, opts[i].help);
-        printf("  %-26s [env %s] [default: %s]\n", "", env, *opts[i].def ? opts[i].def : "none");
+        printf("  %-29s %s\n", left, opts[i].help);
+        printf("  %-29s [env %s] [default: %s]\n", "", env, *opts[i].def ? opts[i].def : "none");
     }
-    printf("  %-26s %s\n", "-h, --help", "this text");
-    printf("  %-26s %s\n", "--version", "print the version");
-    printf("Signals: SIGTERM/SIGINT stop; SIGUSR1 starts drain mode (new Allocate\n"
-           "requests get 508, existing allocations go on until they end).\n");
+    printf("  %-29s %s\n", "-h, --help", "this text");
+    printf("  %-29s %s\n", "--version", "print the version");
+    printf("Signals: SIGTERM/SIGINT stop; SIGUSR1 (or POST /drain on the metrics port)\n"
+           "starts drain mode: new Allocate requests get 300 Try Alternate to\n"
+           "--alternate-server (508 without one); existing allocations go on until\n"
+           "they end.\n");
 }
 
 static int validate(struct relay_options *o)
@@ -514,7 +543,9 @@ int relay_options_parse(struct relay_options *o, int argc, char **argv)
     memset(o, 0, sizeof *o);
     for (size_t i = 0; i < N_OPTS; i++) {
         const char *d = opts[i].def;
-        if (!strcmp(opts[i].name, "workers") || !strcmp(opts[i].name, "relay-ip") || !*d)
+        /* defaults that describe a value computed later */
+        if (!strcmp(opts[i].name, "workers") || !strcmp(opts[i].name, "relay-ip") ||
+            !strcmp(opts[i].name, "alternate-tls-port") || !*d)
             continue;
         if (set_opt(&p, i, d, L_DEFAULT, false) < 0)
             return -1;
@@ -582,6 +613,10 @@ int relay_options_parse(struct relay_options *o, int argc, char **argv)
         free(o->tls_key);
         o->tls_key = NULL;
     }
+    if (o->alternate_domain && !*o->alternate_domain) {
+        free(o->alternate_domain);
+        o->alternate_domain = NULL;
+    }
     return validate(o) < 0 ? -1 : 0;
 }
 
@@ -598,6 +633,7 @@ void relay_options_free(struct relay_options *o)
     free(o->realm);
     free(o->software);
     free(o->users_file);
+    free(o->alternate_domain);
     free(o->config);
     memset(o, 0, sizeof *o);
 }

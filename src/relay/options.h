@@ -38,6 +38,11 @@ struct relay_options {
     uint64_t challenge_rate, challenge_burst;
     unsigned workers;
     uint64_t max_connections;
+    /* Where drain mode sends new allocations (300 Try Alternate): [0] IPv4,
+     * [1] IPv6, family SLUICE_AF_NONE when not given. */
+    sluice_addr alternate[2];
+    uint16_t alternate_tls_port;
+    char *alternate_domain;
     bool metrics_on;
     sluice_addr metrics;
     int log_level; /* sluice_log_level */

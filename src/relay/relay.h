@@ -31,7 +31,6 @@ struct relay_counters {
     uint64_t dropped_oversize;  /* datagram larger than a slot */
     uint64_t dropped_send;      /* socket send failed (EAGAIN, ...) */
     uint64_t dropped_conn_full; /* a stream's output bound reached */
-    uint64_t drain_refused;     /* Allocate answered 508 in drain mode */
 };
 
 struct relay_stats_slot {
@@ -48,6 +47,9 @@ struct relay_ctx {
     /* Relay address each family's sockets bind to, and the address the
      * core announces (the --external-ip, else the same). */
     sluice_addr bind4, bind6, announce4, announce6;
+    /* Per-user allocation counts shared by every worker's core (NULL when
+     * --user-quota is 0): the one core object that threads share. */
+    sluice_turn_quota *quota;
     atomic_bool stop;
     atomic_bool draining;
     unsigned n_workers;
@@ -100,6 +102,7 @@ struct relay_worker {
     size_t n_closing; /* connections marked closing since the last reap */
     struct relay_counters cnt;
     uint64_t now_us;
+    bool draining; /* what the core was last told (ctx->draining may move on) */
     /* Batches: received datagrams, client->peer views, peer->client frames. */
     struct mmsghdr rx_msgs[RELAY_BATCH];
     struct iovec rx_iov[RELAY_BATCH];
@@ -129,9 +132,9 @@ void relay_worker_free(struct relay_worker *w);
 /* Send a datagram from a relay socket to a peer (stream frames). */
 void relay_send_to_peer(struct relay_worker *w, const sluice_turn_server_transmit *t,
                         const uint8_t *data, size_t len);
-/* In drain mode: answer an Allocate request with 508 and return true. */
-bool relay_drain_intercept(struct relay_worker *w, const sluice_turn_server_flow *flow,
-                           const uint8_t *data, size_t len);
+/* Tell the core when drain mode was switched on (by a signal or POST
+ * /drain on another thread) before it sees the next request. */
+void relay_sync_drain(struct relay_worker *w);
 /* Send queued STUN answers, open/close relay sockets. */
 void relay_pump(struct relay_worker *w);
 

@@ -251,8 +251,8 @@ static void process_frames(struct relay_worker *w, struct relay_conn *c)
     sluice_turn_server_transmit out;
     const uint8_t *payload;
     size_t plen, off = 0;
-    bool draining = atomic_load_explicit(&w->ctx->draining, memory_order_relaxed);
 
+    relay_sync_drain(w);
     while (off < c->in_len && !c->closing) {
         int n = sluice_turn_frame_length(c->in + off, c->in_len - off);
         if (n < 0) {
@@ -263,8 +263,6 @@ static void process_frames(struct relay_worker *w, struct relay_conn *c)
             break;
         const uint8_t *frame = c->in + off;
         off += (size_t)n;
-        if (draining && relay_drain_intercept(w, &flow, frame, (size_t)n))
-            continue;
         if (sluice_turn_server_handle_client(w->core, w->now_us, &flow, frame, (size_t)n, &out,
                                              &payload, &plen) == 1)
             relay_send_to_peer(w, &out, payload, plen);

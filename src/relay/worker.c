@@ -282,31 +282,16 @@ void relay_pump(struct relay_worker *w)
     }
 }
 
-/* Drain mode stopgap until the core has a switch: the daemon answers
- * Allocate requests itself with 508 (RFC 8656 §7.2: the server cannot
- * carry out the request due to a capacity limit), before authentication.
- * Every other request still reaches the core, so existing allocations
+/* Drain mode lives in the core (sluice_turn_server_set_draining): new
+ * Allocates get 300 to --alternate-server, or 508; existing allocations
  * refresh, bind channels and relay until they end. */
-bool relay_drain_intercept(struct relay_worker *w, const sluice_turn_server_flow *flow,
-                           const uint8_t *data, size_t len)
+void relay_sync_drain(struct relay_worker *w)
 {
-    sluice_stun_msg m;
-    sluice_stun_writer wr;
-
-    if (len < 20 || data[0] > 3 || sluice_stun_parse(&m, data, len) < 0)
-        return false;
-    if (m.method != SLUICE_STUN_ALLOCATE || m.cls != SLUICE_STUN_REQUEST)
-        return false;
-    /* Error response type: method bits plus class bits 0b11 (RFC 8489 §5). */
-    uint16_t type = (uint16_t)(SLUICE_STUN_ALLOCATE | 0x0110);
-    sluice_stun_writer_init(&wr, w->answer, sizeof w->answer, type, sluice_stun_txid(&m));
-    sluice_stun_put_error_code(&wr, SLUICE_STUN_ERR_INSUFFICIENT_CAPACITY, "Draining");
-    sluice_stun_put_fingerprint(&wr);
-    int n = sluice_stun_writer_result(&wr);
-    if (n > 0)
-        send_to_client(w, flow, w->answer, (size_t)n);
-    w->cnt.drain_refused++;
-    return true;
+    bool d = atomic_load_explicit(&w->ctx->draining, memory_order_relaxed);
+    if (d != w->draining) {
+        w->draining = d;
+        sluice_turn_server_set_draining(w->core, d);
+    }
 }
 
 static void on_udp_listener(struct relay_worker *w, struct relay_listener *l)
@@ -315,8 +300,8 @@ static void on_udp_listener(struct relay_worker *w, struct relay_listener *l)
     sluice_turn_server_transmit out;
     const uint8_t *payload;
     size_t plen;
-    bool draining = atomic_load_explicit(&w->ctx->draining, memory_order_relaxed);
 
+    relay_sync_drain(w);
     for (int round = 0; round < 8; round++) {
         rx_prepare(w);
         int n = recvmmsg(l->fd, w->rx_msgs, RELAY_BATCH, MSG_DONTWAIT, NULL);
@@ -333,8 +318,6 @@ static void on_udp_listener(struct relay_worker *w, struct relay_listener *l)
                 continue;
             const uint8_t *data = w->rx_buf[i];
             size_t len = w->rx_msgs[i].msg_len;
-            if (draining && relay_drain_intercept(w, &flow, data, len))
-                continue;
             if (sluice_turn_server_handle_client(w->core, w->now_us, &flow, data, len, &out,
                                                  &payload, &plen) == 1) {
                 int *slot = relay_slot(w, &out.relay);
@@ -463,7 +446,14 @@ int relay_worker_init(struct relay_worker *w, struct relay_ctx *ctx, unsigned id
     cfg.default_lifetime_s = cfg.max_lifetime_s < 600 ? cfg.max_lifetime_s : 600;
     size_t per_alloc = (size_t)((o->max_allocations + ctx->n_workers - 1) / ctx->n_workers);
     cfg.max_allocations = per_alloc;
+    /* One count for the whole relay (0: no per-user limit beyond the
+     * worker's share of --max-allocations). */
     cfg.max_allocations_per_user = (size_t)o->user_quota;
+    cfg.shared_quota = ctx->quota;
+    cfg.alternate_server4 = o->alternate[0];
+    cfg.alternate_server6 = o->alternate[1];
+    cfg.alternate_tls_port = o->alternate_tls_port;
+    cfg.alternate_domain = o->alternate_domain;
     cfg.max_pending_transmits = 256;
     cfg.bandwidth_bytes_per_s = o->bandwidth;
     cfg.challenges_per_s = (uint32_t)o->challenge_rate;

@@ -62,6 +62,38 @@ typedef struct sluice_turn_cidr {
  * Returns 0, SLUICE_ERR_INVALID or SLUICE_ERR_MALFORMED. */
 SLUICE_API int sluice_turn_cidr_parse(sluice_turn_cidr *c, const char *text);
 
+/* ------------------------------------------------------------------------ */
+/* Per-user quota shared between cores.
+ *
+ * A daemon that runs one core per worker thread gives every core the same
+ * table (config shared_quota), so that max_allocations_per_user holds for
+ * the whole process and not once per core. This is THE ONE OBJECT that may
+ * be used from several threads at once: it is a fixed table of C11 atomic
+ * words, lock-free; cores count an allocation when they create it and give
+ * it back when it is deleted or expires. Everything else in the core has
+ * one owner.
+ *
+ * A user's counts sit in a bounded window of slots after a keyed 64-bit
+ * hash of the username (the key is secret, from rng). When the window
+ * holds no free slot the Allocate is refused with 486 (the table never
+ * grows): size it at about twice the users that hold allocations at once,
+ * for instance the daemon's total max_allocations. */
+typedef struct sluice_turn_quota sluice_turn_quota;
+
+/* slots: at least this many (rounded up to a power of two, at least 64;
+ * 1 .. 2^24). rng: the hash key (NULL: OpenSSL). alloc may be NULL.
+ * Returns NULL and sets *err (may be NULL) to SLUICE_ERR_INVALID,
+ * SLUICE_ERR_NOMEM or SLUICE_ERR_CRYPTO. */
+SLUICE_API sluice_turn_quota *sluice_turn_quota_new(size_t slots, const sluice_rng *rng,
+                                                    const sluice_allocator *alloc, int *err);
+/* Free it after every core that uses it has been freed. */
+SLUICE_API void sluice_turn_quota_free(sluice_turn_quota *q);
+/* Allocations counted now, over all users and cores (a sum of atomic
+ * loads: exact when no core runs). Thread-safe. */
+SLUICE_API uint64_t sluice_turn_quota_held(const sluice_turn_quota *q);
+/* Allocates refused because a user's window had no free slot. */
+SLUICE_API uint64_t sluice_turn_quota_refused_full(const sluice_turn_quota *q);
+
 typedef struct sluice_turn_server_config {
     /* REALM (RFC 8489 §9.2). Required. Copied. */
     const char *realm;
@@ -114,6 +146,10 @@ typedef struct sluice_turn_server_config {
     /* Tables, all sized at creation. */
     size_t max_allocations;          /* default 1024, at most 1,000,000 */
     size_t max_allocations_per_user; /* 486 beyond; default 64, 0: max_allocations */
+    /* NULL: max_allocations_per_user is counted by this core alone. Else
+     * counted in this table, shared with other cores (possibly on other
+     * threads). Borrowed, not copied: it must outlive the core. */
+    sluice_turn_quota *shared_quota;
     size_t max_permissions;          /* per allocation, default 8, at most 256 */
     size_t max_channels;             /* per allocation, default 8, at most 4096 */
     size_t max_reservations;         /* EVEN-PORT R tokens, default 64 */
@@ -143,6 +179,18 @@ typedef struct sluice_turn_server_config {
     const sluice_turn_cidr *deny;
     size_t n_deny;
 
+    /* Drain (sluice_turn_server_set_draining): new Allocates are sent to
+     * another server with 300 Try Alternate and ALTERNATE-SERVER (RFC 8489
+     * §10, RFC 8656 §7.2): the address of the request's family (RFC 8489
+     * §14.15), port included. Family SLUICE_AF_NONE: none of that family;
+     * then 508. alternate_tls_port (0: the same port) replaces the port
+     * for requests that came over TLS. alternate_domain (NULL: none) is
+     * sent as ALTERNATE-DOMAIN (§14.16) on TLS, the name the client checks
+     * the alternate's certificate against. Copied. */
+    sluice_addr alternate_server4, alternate_server6;
+    uint16_t alternate_tls_port;
+    const char *alternate_domain;
+
     sluice_rng rng;
     sluice_allocator alloc;
 } sluice_turn_server_config;
@@ -161,6 +209,14 @@ SLUICE_API void sluice_turn_server_free(sluice_turn_server *s);
 
 /* Update the wall clock (unix seconds) used for TURN REST expiry. */
 SLUICE_API void sluice_turn_server_set_unix_time(sluice_turn_server *s, uint64_t unix_time_s);
+
+/* Drain mode (off at creation). While on, an Allocate that would create an
+ * allocation is answered, after authentication (so the answer is signed),
+ * with 300 Try Alternate naming the configured alternate server of its
+ * family, or 508 Insufficient Capacity ("Draining") when there is none.
+ * Existing allocations keep working: refreshes, permissions, channels,
+ * data, and a retransmitted Allocate of an existing allocation. */
+SLUICE_API void sluice_turn_server_set_draining(sluice_turn_server *s, bool draining);
 
 /* A client-side 5-tuple. For UDP conn_id is 0; for TCP/TLS it is the
  * driver's id of the stream (nonzero), and client/local are its ends. */
@@ -275,6 +331,9 @@ typedef struct sluice_turn_server_stats {
     uint64_t dropped_malformed;
     uint64_t dropped_transmit_full;/* answers lost to a full transmit queue */
     uint64_t relay_bind_failures;
+    uint64_t quota_refused;        /* 486: user quota reached or quota table window full */
+    uint64_t drain_redirected;     /* Allocates answered 300 while draining */
+    uint64_t drain_refused;        /* Allocates answered 508 while draining */
 } sluice_turn_server_stats;
 
 SLUICE_API void sluice_turn_server_get_stats(const sluice_turn_server *s,

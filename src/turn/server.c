@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "turn/framing.h"
+#include "turn/quota.h"
 #include "turn/server_internal.h"
 #include "sluice/turn_client.h"
 
@@ -87,6 +88,13 @@ static bool config_ok(const sluice_turn_server_config *c)
         if (i == 1 && a == c->password_algorithms[0])
             return false;
     }
+    if ((c->alternate_server4.family != SLUICE_AF_NONE &&
+         (c->alternate_server4.family != SLUICE_AF_INET || !c->alternate_server4.port)) ||
+        (c->alternate_server6.family != SLUICE_AF_NONE &&
+         (c->alternate_server6.family != SLUICE_AF_INET6 || !c->alternate_server6.port)) ||
+        (c->alternate_domain &&
+         (!*c->alternate_domain || strlen(c->alternate_domain) > SLUICE_STUN_MAX_TEXT_ENCODE)))
+        return false;
     if ((c->n_users && !c->users) || (c->n_rest_secrets && !c->rest_secrets) ||
         (c->n_allow && !c->allow) || (c->n_deny && !c->deny))
         return false;
@@ -103,6 +111,9 @@ static int server_init(sluice_turn_server *s, const sluice_turn_server_config *c
         return SLUICE_ERR_NOMEM;
     if (cfg->software && !(s->software = dup_str(s, cfg->software, NULL)))
         return SLUICE_ERR_NOMEM;
+    if (cfg->alternate_domain &&
+        !(s->alt_domain = dup_str(s, cfg->alternate_domain, &s->alt_domain_len)))
+        return SLUICE_ERR_NOMEM;
     uint8_t seed[12];
     if (sluice_rng_fill(&cfg->rng, seed, sizeof seed) < 0)
         return SLUICE_ERR_CRYPTO;
@@ -115,25 +126,32 @@ static int server_init(sluice_turn_server *s, const sluice_turn_server_config *c
     s->alloc_free = srv_calloc(s, na, sizeof *s->alloc_free);
     s->perms = srv_calloc(s, na * cfg->max_permissions, sizeof *s->perms);
     s->chans = srv_calloc(s, na * cfg->max_channels, sizeof *s->chans);
-    s->quotas = srv_calloc(s, na, sizeof *s->quotas);
-    s->quota_free = srv_calloc(s, na, sizeof *s->quota_free);
     s->resv = srv_calloc(s, cfg->max_reservations, sizeof *s->resv);
     s->tx = srv_calloc(s, cfg->max_pending_transmits, sizeof *s->tx);
     s->buckets = srv_calloc(s, cfg->challenge_table_size, sizeof *s->buckets);
-    if (!s->allocs || !s->alloc_free || !s->perms || !s->chans || !s->quotas || !s->quota_free ||
-        !s->resv || !s->tx || !s->buckets)
+    if (!s->allocs || !s->alloc_free || !s->perms || !s->chans || !s->resv || !s->tx ||
+        !s->buckets)
         return SLUICE_ERR_NOMEM;
     if ((rc = srv_index_init(s, &s->ix_tuple, na)) < 0 ||
         (rc = srv_index_init(s, &s->ix_perm, na * cfg->max_permissions)) < 0 ||
         (rc = srv_index_init(s, &s->ix_chan_num, na * cfg->max_channels)) < 0 ||
-        (rc = srv_index_init(s, &s->ix_chan_peer, na * cfg->max_channels)) < 0 ||
-        (rc = srv_index_init(s, &s->ix_quota, na)) < 0)
+        (rc = srv_index_init(s, &s->ix_chan_peer, na * cfg->max_channels)) < 0)
         return rc;
-    for (size_t i = 0; i < na; i++) {
+    for (size_t i = 0; i < na; i++)
         s->alloc_free[i] = (uint32_t)(na - 1 - i);
-        s->quota_free[i] = (uint32_t)(na - 1 - i);
+    s->n_alloc_free = na;
+    if (!cfg->shared_quota) {
+        /* the per-user counts of this core alone */
+        s->quotas = srv_calloc(s, na, sizeof *s->quotas);
+        s->quota_free = srv_calloc(s, na, sizeof *s->quota_free);
+        if (!s->quotas || !s->quota_free)
+            return SLUICE_ERR_NOMEM;
+        if ((rc = srv_index_init(s, &s->ix_quota, na)) < 0)
+            return rc;
+        for (size_t i = 0; i < na; i++)
+            s->quota_free[i] = (uint32_t)(na - 1 - i);
+        s->n_quota_free = na;
     }
-    s->n_alloc_free = s->n_quota_free = na;
 
     s->n_ports = (uint32_t)cfg->port_max - cfg->port_min + 1;
     const sluice_addr *ips[2] = {&cfg->relay_ip4, &cfg->relay_ip6};
@@ -184,7 +202,7 @@ sluice_turn_server *sluice_turn_server_new(const sluice_turn_server_config *cfg,
         tsz <<= 1;
     s->cfg.challenge_table_size = tsz;
     /* the copies replace the caller's pointers */
-    s->cfg.realm = s->cfg.software = NULL;
+    s->cfg.realm = s->cfg.software = s->cfg.alternate_domain = NULL;
     s->cfg.users = NULL;
     s->cfg.rest_secrets = NULL;
     s->cfg.allow = s->cfg.deny = NULL;
@@ -206,6 +224,7 @@ void sluice_turn_server_free(sluice_turn_server *s)
     srv_auth_free(s);
     sluice_xfree(a, s->realm);
     sluice_xfree(a, s->software);
+    sluice_xfree(a, s->alt_domain);
     sluice_xfree(a, s->secrets);
     sluice_xfree(a, s->users);
     sluice_xfree(a, s->ix_user_name.slots);
@@ -239,6 +258,12 @@ void sluice_turn_server_set_unix_time(sluice_turn_server *s, uint64_t unix_time_
 {
     if (s)
         s->unix_time_s = unix_time_s;
+}
+
+void sluice_turn_server_set_draining(sluice_turn_server *s, bool draining)
+{
+    if (s)
+        s->draining = draining;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -403,20 +428,31 @@ static void seal(const sluice_turn_server *s, sluice_stun_writer *w, const uint8
     sluice_stun_put_fingerprint(w);
 }
 
+/* Start an error response in a transmit slot: the header and ERROR-CODE
+ * (reason NULL: the standard phrase). NULL when the queue is full. */
+static struct srv_txe *error_begin(sluice_turn_server *s, sluice_stun_writer *w, uint16_t method,
+                                   const uint8_t *txid, int code, const char *reason)
+{
+    struct srv_txe *t = tx_reserve(s);
+    if (!t)
+        return NULL;
+    s->st.error_responses++;
+    sluice_stun_writer_init(w, t->bytes, sizeof t->bytes,
+                            sluice_stun_type(method, SLUICE_STUN_ERROR), txid);
+    sluice_stun_put_error_code(w, code, reason);
+    return t;
+}
+
 /* An error response (RFC 8489 §6.3.4). 401/438 carry REALM, a fresh NONCE
  * and PASSWORD-ALGORITHMS (§9.2.4); cr (may be NULL) signs it. */
 static void send_error(sluice_turn_server *s, uint64_t now_us, const sluice_turn_server_flow *f,
                        uint16_t method, const uint8_t *txid, const sluice_stun_msg *m, int code,
                        const struct srv_cred *cr)
 {
-    struct srv_txe *t = tx_reserve(s);
     sluice_stun_writer w;
+    struct srv_txe *t = error_begin(s, &w, method, txid, code, NULL);
     if (!t)
         return;
-    s->st.error_responses++;
-    sluice_stun_writer_init(&w, t->bytes, sizeof t->bytes,
-                            sluice_stun_type(method, SLUICE_STUN_ERROR), txid);
-    sluice_stun_put_error_code(&w, code, NULL);
     if (code == SLUICE_STUN_ERR_UNKNOWN_ATTRIBUTE && m) {
         size_t n = m->n_unknown < SLUICE_STUN_MAX_UNKNOWN ? m->n_unknown : SLUICE_STUN_MAX_UNKNOWN;
         sluice_stun_put_unknown_attributes(&w, m->unknown, n);
@@ -553,7 +589,13 @@ static void perm_install(sluice_turn_server *s, uint64_t now_us, uint32_t ai, co
 
 static void quota_release(sluice_turn_server *s, uint32_t q)
 {
-    if (q == NONE || --s->quotas[q].count)
+    if (q == NONE)
+        return;
+    if (s->cfg.shared_quota) {
+        sluice_turn_quota_release(s->cfg.shared_quota, q);
+        return;
+    }
+    if (--s->quotas[q].count)
         return;
     srv_index_remove(s, &s->ix_quota, IX_QUOTA, q);
     memset(&s->quotas[q], 0, sizeof s->quotas[q]);
@@ -674,15 +716,65 @@ static struct srv_reservation *find_reservation(sluice_turn_server *s, uint64_t 
     return NULL;
 }
 
-static uint32_t quota_slot(sluice_turn_server *s, const uint8_t id[16], bool create)
+/* §7.2 step 7: count one allocation for the user, in the shared table or
+ * in this core's. Returns 0 with the slot in *q (quota_release gives it
+ * back), or the code to answer: 486, or 508 when this core's table is
+ * full (only when every allocation is in use). */
+static int quota_take(sluice_turn_server *s, const uint8_t id[16], uint32_t *q)
 {
-    uint32_t q = srv_index_find(s, &s->ix_quota, IX_QUOTA, srv_hash(s, id, 16, 0), id);
-    if (q != NONE || !create || !s->n_quota_free)
-        return q;
-    q = s->quota_free[--s->n_quota_free];
-    memcpy(s->quotas[q].id, id, 16);
-    srv_index_insert(&s->ix_quota, srv_hash(s, id, 16, 0), q);
-    return q;
+    size_t limit = s->cfg.max_allocations_per_user;
+    if (s->cfg.shared_quota) {
+        if (sluice_turn_quota_acquire(s->cfg.shared_quota, id,
+                                      limit > UINT32_MAX ? UINT32_MAX : (uint32_t)limit, q) < 0)
+            return SLUICE_STUN_ERR_ALLOCATION_QUOTA;
+        return 0;
+    }
+    uint64_t h = srv_hash(s, id, 16, 0);
+    uint32_t i = srv_index_find(s, &s->ix_quota, IX_QUOTA, h, id);
+    if (i != NONE && s->quotas[i].count >= limit)
+        return SLUICE_STUN_ERR_ALLOCATION_QUOTA;
+    if (i == NONE) {
+        if (!s->n_quota_free)
+            return SLUICE_STUN_ERR_INSUFFICIENT_CAPACITY;
+        i = s->quota_free[--s->n_quota_free];
+        memcpy(s->quotas[i].id, id, 16);
+        srv_index_insert(&s->ix_quota, h, i);
+    }
+    s->quotas[i].count++;
+    *q = i;
+    return 0;
+}
+
+/* Drain mode: RFC 8489 §10 redirect to the alternate server of the
+ * client's family (§14.15), signed like any answer to an authenticated
+ * request; 508 when there is none. */
+static void reply_draining(sluice_turn_server *s, const struct req *r)
+{
+    const sluice_turn_server_flow *f = r->flow;
+    sluice_addr alt = f->client.family == SLUICE_AF_INET6 ? s->cfg.alternate_server6
+                                                          : s->cfg.alternate_server4;
+    bool tls = f->transport == SLUICE_TRANSPORT_TLS;
+    bool redirect = alt.family != SLUICE_AF_NONE;
+    sluice_stun_writer w;
+    struct srv_txe *t = error_begin(s, &w, SLUICE_STUN_ALLOCATE, sluice_stun_txid(r->m),
+                                    redirect ? SLUICE_STUN_ERR_TRY_ALTERNATE
+                                             : SLUICE_STUN_ERR_INSUFFICIENT_CAPACITY,
+                                    "Draining");
+    if (!t)
+        return;
+    if (redirect) {
+        if (tls && s->cfg.alternate_tls_port)
+            alt.port = s->cfg.alternate_tls_port;
+        sluice_stun_put_address(&w, SLUICE_STUN_ATTR_ALTERNATE_SERVER, &alt);
+        if (tls && s->alt_domain) /* §14.16 */
+            sluice_stun_put_string(&w, SLUICE_STUN_ATTR_ALTERNATE_DOMAIN, s->alt_domain,
+                                   s->alt_domain_len);
+        s->st.drain_redirected++;
+    } else {
+        s->st.drain_refused++;
+    }
+    seal(s, &w, r->cr->key, r->cr->key_len, r->cr->sha256_mi);
+    tx_commit(s, t, f, sluice_stun_writer_result(&w), 0);
 }
 
 /* RFC 8656 §7.2 */
@@ -707,6 +799,10 @@ static void do_allocate(sluice_turn_server *s, const struct req *r)
             return;
         }
         reply_error(s, r, SLUICE_STUN_ERR_ALLOCATION_MISMATCH);
+        return;
+    }
+    if (s->draining) {
+        reply_draining(s, r);
         return;
     }
     uint8_t proto;
@@ -769,14 +865,17 @@ static void do_allocate(sluice_turn_server *s, const struct req *r)
         reply_error(s, r, SLUICE_STUN_ERR_ADDRESS_FAMILY);
         return;
     }
-    /* §7.2 step 7: per-user quota, then capacity. */
-    uint32_t q = quota_slot(s, r->cr->quota_id, false);
-    if (q != NONE && s->quotas[q].count >= s->cfg.max_allocations_per_user) {
-        reply_error(s, r, SLUICE_STUN_ERR_ALLOCATION_QUOTA);
-        return;
-    }
-    if (!s->n_alloc_free) {
-        reply_error(s, r, SLUICE_STUN_ERR_INSUFFICIENT_CAPACITY);
+    /* §7.2 step 7: per-user quota, then capacity. From here on every
+     * refusal gives the quota back. */
+    uint32_t q = NONE;
+    int code = quota_take(s, r->cr->quota_id, &q);
+    if (!code && !s->n_alloc_free)
+        code = SLUICE_STUN_ERR_INSUFFICIENT_CAPACITY;
+    if (code) {
+        if (code == SLUICE_STUN_ERR_ALLOCATION_QUOTA)
+            s->st.quota_refused++;
+        quota_release(s, q);
+        reply_error(s, r, code);
         return;
     }
     struct srv_reservation *new_resv = NULL;
@@ -785,6 +884,7 @@ static void do_allocate(sluice_turn_server *s, const struct req *r)
             if (s->resv[i].expires_us == 0)
                 new_resv = &s->resv[i];
         if (!new_resv) {
+            quota_release(s, q);
             reply_error(s, r, SLUICE_STUN_ERR_INSUFFICIENT_CAPACITY);
             return;
         }
@@ -812,6 +912,7 @@ static void do_allocate(sluice_turn_server *s, const struct req *r)
             }
         }
         if (pidx[0] == NONE && pidx[1] == NONE) {
+            quota_release(s, q);
             reply_error(s, r, dual && addr_err_code == SLUICE_STUN_ERR_ADDRESS_FAMILY &&
                                       !s->ports[0].enabled && !s->ports[1].enabled
                                   ? SLUICE_STUN_ERR_ADDRESS_FAMILY
@@ -822,10 +923,6 @@ static void do_allocate(sluice_turn_server *s, const struct req *r)
             addr_err_code = 0;
     }
 
-    if (q == NONE && (q = quota_slot(s, r->cr->quota_id, true)) == NONE) {
-        reply_error(s, r, SLUICE_STUN_ERR_INSUFFICIENT_CAPACITY);
-        return;
-    }
     bool zero;
     uint32_t lt = desired_lifetime(s, m, &zero);
     if (zero)
@@ -842,7 +939,6 @@ static void do_allocate(sluice_turn_server *s, const struct req *r)
     a->key_len = r->cr->key_len;
     a->sha256_mi = r->cr->sha256_mi;
     a->quota_slot = q;
-    s->quotas[q].count++;
     a->lifetime_s = lt;
     a->expires_us = r->now + (uint64_t)lt * SEC_US;
     a->addr_err_code = addr_err_code;

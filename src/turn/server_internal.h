@@ -50,7 +50,7 @@ struct srv_alloc {
     uint16_t relay_port[2];
     uint16_t n_perms, n_chans;
     uint32_t lifetime_s; /* granted by the Allocate (for a rebuilt response) */
-    uint32_t quota_slot;
+    uint32_t quota_slot; /* in quotas, or in cfg.shared_quota */
     sluice_turn_server_flow flow;
     uint8_t txid[SLUICE_STUN_TXID_LEN];
     uint8_t user_id[16]; /* truncated SHA-256 of the USERNAME */
@@ -123,6 +123,9 @@ struct sluice_turn_server {
     char *realm;
     size_t realm_len;
     char *software;
+    char *alt_domain; /* ALTERNATE-DOMAIN while draining, NULL: none */
+    size_t alt_domain_len;
+    bool draining;    /* sluice_turn_server_set_draining */
     uint64_t hash_seed;
     uint64_t unix_time_s;
     uint32_t features; /* nonce cookie feature bits */
@@ -147,6 +150,7 @@ struct sluice_turn_server {
     struct srv_chan *chans; /* allocation i owns [i * max_channels, ...) */
     struct srv_index ix_tuple, ix_perm, ix_chan_num, ix_chan_peer;
 
+    /* per-user counts of this core; unused (NULL) with cfg.shared_quota */
     struct srv_quota *quotas;
     uint32_t *quota_free;
     size_t n_quota_free;

@@ -2,7 +2,8 @@
 /* libFuzzer target for the TURN server core: records drive a server from a
  * few clients (UDP and TCP flows) and peers — raw datagrams, requests
  * signed with a valid user's key and nonce (so they get past auth), peer
- * data, time jumps, closes, bind failures — checking the contract. */
+ * data, time jumps, closes, bind failures, drain mode, a shared quota
+ * table — checking the contract. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ struct st {
     size_t n_open;
     sluice_stun_key key;
     uint32_t txn;
+    bool draining;
 };
 
 struct in {
@@ -185,6 +187,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const char *secrets[] = {"s1"};
     struct st t;
     sluice_turn_server_config cfg;
+    sluice_turn_quota *quota = NULL;
 
     memset(&t, 0, sizeof t);
     sluice_test_rng_init(&rng, 1);
@@ -211,6 +214,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.challenge_table_size = 4;
     cfg.rng.fill = sluice_test_rng_fill;
     cfg.rng.ctx = &rng;
+    if (size & 4) {
+        /* one slot window of 32 in a 64-slot table, shared with nobody */
+        quota = sluice_turn_quota_new(1, &cfg.rng, NULL, NULL);
+        if (!quota)
+            FAIL("quota_new");
+        cfg.shared_quota = quota;
+    }
+    if (size & 8) {
+        sluice_addr_parse(&cfg.alternate_server4, "198.51.100.99:3478", 0);
+        cfg.alternate_tls_port = 5349;
+        cfg.alternate_domain = "alt.example.org";
+    }
     t.s = sluice_turn_server_new(&cfg, NULL);
     if (!t.s)
         FAIL("server_new");
@@ -272,7 +287,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             sluice_turn_server_handle_timeout(t.s, t.now);
             break;
         case 5:
-            sluice_turn_server_connection_closed(t.s, t.now, 7);
+            if (op & 8) {
+                t.draining = !t.draining;
+                sluice_turn_server_set_draining(t.s, t.draining);
+            } else {
+                sluice_turn_server_connection_closed(t.s, t.now, 7);
+            }
             break;
         case 6:
             if (t.n_open)
@@ -299,6 +319,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sluice_turn_server_get_stats(t.s, &st);
     if (st.allocations || st.permissions)
         FAIL("state left after every lifetime passed");
+    if (sluice_turn_quota_held(quota) != 0)
+        FAIL("quota counts left after every allocation ended");
     sluice_turn_server_free(t.s);
+    sluice_turn_quota_free(quota);
     return 0;
 }

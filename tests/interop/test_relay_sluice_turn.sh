@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: MIT
 # Interop: the project's sluice-turn tool against sluice-relay on loopback
 # with turnutils_peer as the UDP echo peer: UDP/TCP/TLS x IPv4/IPv6 x
-# long-term/TURN REST x channel/permission, a wrong password, drain mode
-# (508), metrics, and a clean exit 0 on SIGTERM (leaks fail ASan builds).
+# long-term/TURN REST x channel/permission, a wrong password, metrics, drain
+# mode (an allocation in use goes on; new ones are redirected with 300 to a
+# second relay, over UDP, TCP and TLS with ALTERNATE-DOMAIN; 508 without an
+# alternate), and a clean exit 0 on SIGTERM (leaks fail ASan builds).
 # Usage: test_relay_sluice_turn.sh PATH/TO/sluice-relay PATH/TO/sluice-turn
 set -euo pipefail
 
@@ -24,7 +26,7 @@ done
 
 work=$(mktemp -d)
 PEER_PID=''
-trap 'relay_cleanup "$work"' EXIT
+trap 'relay_stop RELAY2; relay_cleanup "$work"' EXIT
 
 have_v6=true
 sluice_have_ipv6_loopback || have_v6=false
@@ -42,28 +44,39 @@ lt_user=alice
 lt_pass='correct horse'
 secret=sluice-shared-secret
 
+# RELAY takes the cases; RELAY2 is its --alternate-server in drain mode.
+# Disjoint relay port ranges, so neither steals the other's ports.
 started=false
 for attempt in 1 2 3; do
-    mapfile -t ports < <(sluice_free_ports 4)
+    mapfile -t ports < <(sluice_free_ports 7)
     PORT=${ports[0]} TLS_PORT=${ports[1]} PEER_PORT=${ports[2]} METRICS_PORT=${ports[3]}
-    args=(--port "$PORT" --tls-port "$TLS_PORT" --tls-cert "$work/cert.pem"
-        --tls-key "$work/key.pem" --realm "$realm" --user "$lt_user:$lt_pass"
-        --auth-secret old-secret --auth-secret "$secret" --workers 2
-        --metrics-listen "127.0.0.1:$METRICS_PORT" --allow-peer 127.0.0.0/8)
+    PORT2=${ports[4]} TLS_PORT2=${ports[5]} METRICS_PORT2=${ports[6]}
+    common=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem" --realm "$realm"
+        --user "$lt_user:$lt_pass" --auth-secret old-secret --auth-secret "$secret"
+        --workers 2 --allow-peer 127.0.0.0/8)
     for ip in "${ips[@]}"; do
-        args+=(--listen "$ip")
+        common+=(--listen "$ip")
     done
-    $have_v6 && args+=(--allow-peer ::1/128)
-    if relay_spawn RELAY "$work" "$relay" "${args[@]}"; then
+    $have_v6 && common+=(--allow-peer ::1/128)
+    args=("${common[@]}" --port "$PORT" --tls-port "$TLS_PORT" --max-port 57343
+        --metrics-listen "127.0.0.1:$METRICS_PORT" --alternate-server "127.0.0.1:$PORT2"
+        --alternate-tls-port "$TLS_PORT2" --alternate-domain localhost)
+    $have_v6 && args+=(--alternate-server "[::1]:$PORT2")
+    args2=("${common[@]}" --port "$PORT2" --tls-port "$TLS_PORT2" --min-port 57344
+        --metrics-listen "127.0.0.1:$METRICS_PORT2")
+    if relay_spawn RELAY2 "$work" "$relay" "${args2[@]}" &&
+        relay_spawn RELAY "$work" "$relay" "${args[@]}"; then
         started=true
         break
     fi
     echo "# sluice-relay did not come up (attempt $attempt)"
     relay_stop RELAY
-    sed 's/^/  relay| /' "$RELAY_LOG"
+    relay_stop RELAY2
+    sed 's/^/  relay| /' "$RELAY2_LOG" "${RELAY_LOG:-/dev/null}"
 done
 $started || { echo "FAIL: sluice-relay did not start"; exit 1; }
 echo "# sluice-relay pid $RELAY_PID: udp/tcp $PORT, tls $TLS_PORT, metrics $METRICS_PORT"
+echo "# its alternate, pid $RELAY2_PID: udp/tcp $PORT2, tls $TLS_PORT2, metrics $METRICS_PORT2"
 
 relay_peer_start "$work" "$PEER_PORT" "${ips[@]}" ||
     { echo "FAIL: turnutils_peer does not echo"; cat "$work/peer.log"; exit 1; }
@@ -99,6 +112,23 @@ run_tool() {
     timeout -k 2 30 "${cmd[@]}" >"$out" 2>"$err" </dev/null || rc=$?
 }
 
+# check_ping NAME COUNT [FILE REGEX WHAT]: the last run_tool exited 0, FILE
+# (when given) matches REGEX (else the case fails with WHAT), and all COUNT
+# probes came back.
+check_ping() {
+    local name=$1 n=$2
+    if [ "$rc" -ne 0 ]; then
+        fail_case "$name" "exited $rc"
+    elif [ $# -gt 2 ] && ! grep -Eq "$4" "$3"; then
+        fail_case "$name" "$5"
+    elif ! grep -Eq "^rtt-ms [0-9.]+/[0-9.]+/[0-9.]+ lost 0/$n\$" "$out"; then
+        fail_case "$name" "probes lost"
+    else
+        passes=$((passes + 1))
+        results+=("ok   $name: $(grep '^rtt-ms' "$out")")
+    fi
+}
+
 count=5
 for cred in long-term shared-secret; do
     if [ "$cred" = long-term ]; then auth=(--user "$lt_user" --password "$lt_pass")
@@ -115,16 +145,8 @@ for cred in long-term shared-secret; do
                 name="$transport/ipv$fam/$cred/$mode"
                 run_tool "${extra[@]}" --family "$fam" "${auth[@]}" --ping "$host:$PEER_PORT" \
                     --count "$count" --interval-ms 20 "${flag[@]}" "$uri"
-                if [ "$rc" -ne 0 ]; then
-                    fail_case "$name" "exited $rc"
-                elif ! grep -Eq "^relayed-address $re:[0-9]+\$" "$out"; then
-                    fail_case "$name" "no IPv$fam relayed-address"
-                elif ! grep -Eq "^rtt-ms [0-9.]+/[0-9.]+/[0-9.]+ lost 0/$count\$" "$out"; then
-                    fail_case "$name" "probes lost"
-                else
-                    passes=$((passes + 1))
-                    results+=("ok   $name: $(grep '^rtt-ms' "$out")")
-                fi
+                check_ping "$name" "$count" "$out" "^relayed-address $re:[0-9]+\$" \
+                    "no IPv$fam relayed-address"
             done
         done
     done
@@ -164,27 +186,89 @@ else
     fail_case "metrics" "relayed packets ${got:-?}"
 fi
 
-# Drain mode through the metrics endpoint: a new Allocate gets 508.
-/usr/bin/python3 -c 'import sys, urllib.request
+post_drain() {
+    /usr/bin/python3 -c 'import sys, urllib.request
 urllib.request.urlopen(urllib.request.Request(sys.argv[1], method="POST"), timeout=2).read()' \
-    "http://127.0.0.1:$METRICS_PORT/drain"
-run_tool --user "$lt_user" --password "$lt_pass" "turn:127.0.0.1:$PORT"
+        "http://127.0.0.1:$1/drain"
+}
+
+# Drain mode: an allocation in use when the drain starts goes on to its
+# end. It pings for 4 s; the drain starts once the relay counts it.
+long_out=$work/long.out
+"$tool" --user "$lt_user" --password "$lt_pass" --ping "127.0.0.1:$PEER_PORT" --count 100 \
+    --interval-ms 40 "turn:127.0.0.1:$PORT" >"$long_out" 2>"$work/long.err" </dev/null &
+long_pid=$!
+if relay_metric_wait "$url" sluice_relay_allocations 1 >/dev/null; then
+    post_drain "$METRICS_PORT"
+    drain_while_running=false
+    kill -0 "$long_pid" 2>/dev/null && drain_while_running=true
+else
+    drain_while_running=false
+fi
+long_rc=0
+wait "$long_pid" || long_rc=$?
+if $drain_while_running && [ "$long_rc" -eq 0 ] && grep -q '^rtt-ms .* lost 0/100$' "$long_out"; then
+    passes=$((passes + 1))
+    results+=("ok   drain: the allocation in use goes on ($(grep '^rtt-ms' "$long_out"))")
+else
+    cmd=("$tool" --ping "127.0.0.1:$PEER_PORT" --count 100 "turn:127.0.0.1:$PORT")
+    cp "$long_out" "$out"
+    cp "$work/long.err" "$err"
+    fail_case "drain: allocation in use" "exit $long_rc, drained while running: $drain_while_running"
+fi
+
+# New allocations are redirected (300 Try Alternate) to RELAY2, on the
+# TLS port with ALTERNATE-DOMAIN for TLS; the client follows and relays.
+redirects=(udp/127.0.0.1 tcp/127.0.0.1 tls/127.0.0.1)
+$have_v6 && redirects+=(udp/::1)
+for case in "${redirects[@]}"; do
+    transport=${case%%/*} ip=${case#*/}
+    if [ "$ip" = ::1 ]; then host='[::1]' fam=6; else host=$ip fam=4; fi
+    if [ "$transport" = tls ]; then
+        uri=turns:$host:$TLS_PORT extra=(--ca "$work/cert.pem") alt_port=$TLS_PORT2
+    else
+        uri=turn:$host:$PORT extra=(--transport "$transport") alt_port=$PORT2
+    fi
+    run_tool "${extra[@]}" --family "$fam" --user "$lt_user" --password "$lt_pass" \
+        --ping "$host:$PEER_PORT" --count 3 --interval-ms 20 "$uri"
+    alt=$(printf '%s' "$host:$alt_port" | sed 's/[.[]/\\&/g; s/]/\\]/g')
+    check_ping "drain: $transport/ipv$fam redirected to $host:$alt_port" 3 "$err" \
+        "redirected to $alt\$" "not redirected to $host:$alt_port"
+done
+url2="http://127.0.0.1:$METRICS_PORT2/metrics"
+n_redirects=${#redirects[@]}
+if got=$(relay_metric_wait "$url" sluice_relay_drain_redirected_total "$n_redirects") &&
+    relay_metric_wait "$url2" sluice_relay_allocations_total "$n_redirects" >/dev/null; then
+    passes=$((passes + 1))
+    results+=("ok   drain metrics: $got redirected, allocated on the alternate")
+else
+    cmd=(curl "$url" "$url2")
+    : >"$out"
+    : >"$err"
+    fail_case "drain metrics" "drain_redirected_total ${got:-?}"
+fi
+
+# Without an alternate server a draining relay answers 508.
+post_drain "$METRICS_PORT2"
+run_tool --user "$lt_user" --password "$lt_pass" "turn:127.0.0.1:$PORT2"
 if [ "$rc" -eq 3 ] && grep -Eq '^error 508( |$)' "$err"; then
     passes=$((passes + 1))
-    results+=("ok   drain mode -> 508")
+    results+=("ok   drain mode without alternate -> 508")
 else
-    fail_case "drain mode -> 508" "exit $rc"
+    fail_case "drain mode without alternate -> 508" "exit $rc"
 fi
 
 relay_stop RELAY
-if [ "$RELAY_RC" -eq 0 ] && grep -q 'msg="stopped"' "$RELAY_LOG"; then
+relay_stop RELAY2
+if [ "$RELAY_RC" -eq 0 ] && grep -q 'msg="stopped"' "$RELAY_LOG" &&
+    [ "$RELAY2_RC" -eq 0 ] && grep -q 'msg="stopped"' "$RELAY2_LOG"; then
     passes=$((passes + 1))
     results+=("ok   SIGTERM -> exit 0")
 else
     cmd=(kill -TERM)
     : >"$out"
     : >"$err"
-    fail_case "SIGTERM -> exit 0" "exit $RELAY_RC"
+    fail_case "SIGTERM -> exit 0" "exit $RELAY_RC and $RELAY2_RC"
 fi
 
 echo "# results"
