@@ -9,5 +9,6 @@
 #include "sluice/stun_txn.h"
 #include "sluice/turn_client.h"
 #include "sluice/turn_server.h"
+#include "sluice/ice.h"
 
 #endif

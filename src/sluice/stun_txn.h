@@ -15,6 +15,9 @@ extern "C" {
 typedef struct sluice_transmit {
     sluice_addr destination;
     sluice_transport transport;
+    /* The local address (socket) to send from: set by the ICE agent, which
+     * sends from several bases; family SLUICE_AF_NONE (zero) elsewhere. */
+    sluice_addr source;
 } sluice_transmit;
 
 typedef struct sluice_stun_client sluice_stun_client;

@@ -634,6 +634,7 @@ int sluice_stun_client_poll_transmit(sluice_stun_client *c, uint64_t now_us, uin
         memcpy(buf, t->msg, t->msg_len);
         meta->destination = t->server;
         meta->transport = t->transport;
+        memset(&meta->source, 0, sizeof meta->source);
         t->pending_tx = false;
         if (t->indication) {
             /* §6.2: indications are sent once, no response, no event. */

@@ -1141,6 +1141,7 @@ int sluice_turn_client_poll_transmit(sluice_turn_client *c, uint64_t now_us, uin
 {
     meta->destination = c->server;
     meta->transport = c->cfg.transport;
+    memset(&meta->source, 0, sizeof meta->source);
     if (c->cfg.transport != SLUICE_TRANSPORT_TLS) {
         if (c->state == ST_CLOSED || c->state == ST_FAILED)
             return 0;
@@ -1214,6 +1215,7 @@ int sluice_turn_client_send(sluice_turn_client *c, uint64_t now_us, const sluice
         return SLUICE_ERR_INVALID;
     meta->destination = c->server;
     meta->transport = c->cfg.transport;
+    memset(&meta->source, 0, sizeof meta->source);
     if (c->cfg.transport != SLUICE_TRANSPORT_TLS) {
         int n = wrap(c, peer, data, len, out, cap);
         if (n > 0)

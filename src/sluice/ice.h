@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: MIT */
+/* sluice ICE agent, sans-IO (RFC 8445 full agent, RFC 8838 trickle, RFC
+ * 7675 consent freshness, RFC 8421 dual-stack preferences). The driver owns
+ * the sockets ("bases") and the clock; the agent decides what to send from
+ * which base to where, and when. docs/ice.md has a full example. */
+#ifndef SLUICE_ICE_H
+#define SLUICE_ICE_H
+
+#include "sluice/turn_client.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sluice_ice_agent sluice_ice_agent;
+
+/* ------------------------------------------------------------------------ */
+/* Candidates (RFC 8445 §5.1, SDP syntax of RFC 8839 §5.1). */
+
+typedef enum {
+    SLUICE_ICE_CAND_HOST = 0,
+    SLUICE_ICE_CAND_SRFLX = 1,
+    SLUICE_ICE_CAND_PRFLX = 2,
+    SLUICE_ICE_CAND_RELAY = 3,
+} sluice_ice_cand_type;
+
+#define SLUICE_ICE_FOUNDATION_MAX 32 /* RFC 8839 §5.1: 1*32 ice-char */
+#define SLUICE_ICE_UFRAG_MAX 256     /* RFC 8839 §5.4: 4..256 ice-chars */
+#define SLUICE_ICE_PWD_MAX 256       /* RFC 8839 §5.4: 22..256 ice-chars */
+#define SLUICE_ICE_CANDIDATE_TEXT_MAX 256
+
+typedef struct sluice_ice_candidate {
+    char foundation[SLUICE_ICE_FOUNDATION_MAX + 1];
+    uint16_t component;      /* 1..256 */
+    sluice_transport transport; /* UDP (TCP candidates, RFC 6544, are refused for now) */
+    uint32_t priority;
+    sluice_addr addr;
+    sluice_ice_cand_type type;
+    sluice_addr related;     /* raddr/rport; family SLUICE_AF_NONE when absent */
+} sluice_ice_candidate;
+
+/* Parse an SDP candidate attribute: "candidate:..." with or without a
+ * leading "a=", trailing CR/LF allowed; unknown extension attributes are
+ * skipped (RFC 8839 §5.1). Returns 0, SLUICE_ERR_MALFORMED, or
+ * SLUICE_ERR_UNSUPPORTED (a transport other than UDP, or an FQDN/mDNS
+ * ".local" address, which the core never resolves). */
+SLUICE_API int sluice_ice_candidate_parse(sluice_ice_candidate *c, const char *text);
+/* Format as "candidate:FOUNDATION COMPONENT udp PRIORITY ADDR PORT typ TYPE
+ * [raddr A rport P]". Returns the length or SLUICE_ERR_NOSPACE. */
+SLUICE_API int sluice_ice_candidate_format(const sluice_ice_candidate *c, char *buf, size_t cap);
+/* RFC 8445 §5.1.2.1: (2^24)*type_pref + (2^8)*local_pref + (256 - component). */
+SLUICE_API uint32_t sluice_ice_priority(sluice_ice_cand_type type, uint16_t local_pref,
+                                        uint16_t component);
+SLUICE_API const char *sluice_ice_cand_type_name(sluice_ice_cand_type t);
+
+/* ------------------------------------------------------------------------ */
+/* Configuration. */
+
+typedef struct sluice_ice_config {
+    /* Initial role (RFC 8445 §6.1.1). Role conflicts are resolved on the
+     * wire (§7.3.1.1) and reported with SLUICE_ICE_EVENT_ROLE. */
+    bool controlling;
+    /* Pacing interval Ta between new checks and gathering transactions
+     * (RFC 8445 §14.2: default 50 ms; at least 5 ms). */
+    uint64_t ta_us;
+    /* Tables, all allocated at creation (RFC 8445 §6.1.2.5: 100 pairs). */
+    size_t max_streams;           /* default 4, at most 64 */
+    size_t max_components;        /* per stream, default 2, at most 256 */
+    size_t max_bases;             /* per component, default 8, at most 64 */
+    size_t max_remote_candidates; /* per stream, default 64, at most 1000 */
+    size_t max_pairs;             /* per stream, default 100, at most 1000 */
+    size_t max_events;            /* default 256 */
+    /* Connectivity-check retransmissions (RFC 8489 Rc, default 7) and the
+     * largest RTO between them (default 3 s). The first RTO follows RFC
+     * 8445 §14.3 (max(500 ms, Ta * checks outstanding)) unless
+     * check_initial_rto_us is set. */
+    unsigned check_rc;
+    uint64_t check_max_rto_us;
+    uint64_t check_initial_rto_us;
+    /* Controlling agent: after the first valid pair of a component, how
+     * long to wait for a better pair to succeed before nominating the best
+     * valid one (default 250 ms; nominates at once when no higher-priority
+     * pair is still being checked). */
+    uint64_t nomination_wait_us;
+    /* After end-of-candidates and every pair failed, or this long with no
+     * valid pair at all (default 30 s; 0: never), the stream fails. */
+    uint64_t failure_timeout_us;
+    /* RFC 7675: consent checks every consent_interval_us randomised to
+     * [0.8, 1.2] of it (default 5 s), consent lost after consent_timeout_us
+     * without a response (default 30 s). */
+    uint64_t consent_interval_us;
+    uint64_t consent_timeout_us;
+    /* Keepalive for pairs carrying no media (RFC 8445 §11, default 15 s);
+     * consent checks count as keepalives. */
+    uint64_t keepalive_us;
+    /* SOFTWARE in requests (NULL: none). Copied. */
+    const char *software;
+    sluice_rng rng;
+    sluice_allocator alloc;
+} sluice_ice_config;
+
+SLUICE_API void sluice_ice_config_init(sluice_ice_config *cfg);
+
+/* Create an agent. Every table is allocated here (TURN clients are created
+ * when servers are added). Returns NULL and sets *err (may be NULL). */
+SLUICE_API sluice_ice_agent *sluice_ice_agent_new(const sluice_ice_config *cfg, int *err);
+SLUICE_API void sluice_ice_agent_free(sluice_ice_agent *a);
+
+/* A TURN server to gather relayed candidates from (RFC 8445 §5.1.1.2).
+ * One allocation per (server, base of the server's family). UDP only for
+ * now. Strings are copied. */
+typedef struct sluice_ice_turn_server {
+    sluice_addr server;
+    sluice_transport transport;
+    const char *username;
+    const char *password;
+} sluice_ice_turn_server;
+
+/* Servers apply to every stream and base; add them before gathering.
+ * Returns 0, SLUICE_ERR_FULL (8 of each), SLUICE_ERR_INVALID,
+ * SLUICE_ERR_UNSUPPORTED (TURN over TCP/TLS). */
+SLUICE_API int sluice_ice_agent_add_stun_server(sluice_ice_agent *a, const sluice_addr *server);
+SLUICE_API int sluice_ice_agent_add_turn_server(sluice_ice_agent *a,
+                                                const sluice_ice_turn_server *server);
+/* Only relayed candidates are offered and paired (a "relay" policy). */
+SLUICE_API void sluice_ice_agent_set_relay_only(sluice_ice_agent *a, bool relay_only);
+
+/* A stream of n_components (1..max_components) components. Returns the
+ * stream id (>= 1) or a negative code. Local credentials are generated. */
+SLUICE_API int sluice_ice_agent_add_stream(sluice_ice_agent *a, unsigned n_components);
+/* Local ICE credentials of a stream (NUL-terminated, owned by the agent). */
+SLUICE_API int sluice_ice_agent_local_credentials(const sluice_ice_agent *a, int stream,
+                                                  const char **ufrag, const char **pwd);
+/* Remote credentials (RFC 8839 §5.4 syntax checked). May come before or
+ * after remote candidates; checks wait for them. */
+SLUICE_API int sluice_ice_agent_set_remote_credentials(sluice_ice_agent *a, uint64_t now_us,
+                                                       int stream, const char *ufrag,
+                                                       const char *pwd);
+/* The remote agent is ICE-lite (RFC 8445 §2.5): this agent takes the
+ * controlling role and never answers checks it did not expect. */
+SLUICE_API void sluice_ice_agent_set_remote_lite(sluice_ice_agent *a, bool lite);
+SLUICE_API int sluice_ice_agent_set_role(sluice_ice_agent *a, bool controlling);
+SLUICE_API bool sluice_ice_agent_controlling(const sluice_ice_agent *a);
+
+/* A local socket the driver owns, bound to addr (a specific address, not a
+ * wildcard) for stream/component. The agent offers it as a host candidate
+ * (RFC 8421 local preferences: IPv6 first, interleaved with IPv4) and
+ * gathers server-reflexive and relayed candidates from it. Returns 0,
+ * SLUICE_ERR_FULL, SLUICE_ERR_INVALID, SLUICE_ERR_NOT_FOUND (stream). */
+SLUICE_API int sluice_ice_agent_add_base(sluice_ice_agent *a, uint64_t now_us, int stream,
+                                         unsigned component, const sluice_addr *addr);
+/* Start gathering on every stream (host candidates at once, then server
+ * reflexive and relayed ones paced by Ta). LOCAL_CANDIDATE events trickle
+ * out as candidates appear, then GATHERING_DONE per stream. */
+SLUICE_API int sluice_ice_agent_gather(sluice_ice_agent *a, uint64_t now_us);
+
+/* A remote candidate (trickled or from the SDP). Pairs form at once.
+ * Returns 0, SLUICE_ERR_FULL (max_remote_candidates: ignored, counted),
+ * SLUICE_ERR_INVALID, SLUICE_ERR_NOT_FOUND (stream or component). A
+ * duplicate is ignored (0). */
+SLUICE_API int sluice_ice_agent_add_remote_candidate(sluice_ice_agent *a, uint64_t now_us,
+                                                     int stream, const sluice_ice_candidate *c);
+/* The remote side sent end-of-candidates (RFC 8838 §13). */
+SLUICE_API int sluice_ice_agent_end_of_candidates(sluice_ice_agent *a, uint64_t now_us,
+                                                  int stream);
+/* ICE restart (RFC 8445 §9): new local credentials; remote credentials and
+ * candidates are forgotten until new ones are given; media keeps the
+ * current route until a new pair is selected. */
+SLUICE_API int sluice_ice_agent_restart(sluice_ice_agent *a, uint64_t now_us, int stream);
+
+/* ------------------------------------------------------------------------ */
+/* The core contract (design.md). */
+
+/* Media for the application, a view into the datagram (no copy). */
+typedef struct sluice_ice_media {
+    int stream;
+    unsigned component;
+    sluice_addr from;         /* the remote candidate's address */
+    const uint8_t *data;
+    size_t len;
+} sluice_ice_media;
+
+/* A datagram that arrived on the base `local` from `remote`. STUN for the
+ * agent (checks, answers, TURN control) is consumed (returns 0). Media —
+ * including media relayed through TURN, unwrapped here — returns 1 with
+ * *media set; 0 also when dropped (unknown base, no consent). Negative on
+ * bad arguments. */
+SLUICE_API int sluice_ice_agent_handle_datagram(sluice_ice_agent *a, uint64_t now_us,
+                                                const sluice_addr *local,
+                                                const sluice_addr *remote, const uint8_t *data,
+                                                size_t len, sluice_ice_media *media);
+SLUICE_API void sluice_ice_agent_handle_timeout(sluice_ice_agent *a, uint64_t now_us);
+SLUICE_API uint64_t sluice_ice_agent_next_timeout(const sluice_ice_agent *a);
+/* Next datagram: meta->source is the base to send from. Returns the
+ * length, 0 when none, SLUICE_ERR_NOSPACE (kept; 2048 bytes suffice). */
+SLUICE_API int sluice_ice_agent_poll_transmit(sluice_ice_agent *a, uint64_t now_us, uint8_t *buf,
+                                              size_t cap, sluice_transmit *meta);
+
+typedef enum {
+    SLUICE_ICE_NEW = 0,
+    SLUICE_ICE_CHECKING = 1,
+    SLUICE_ICE_CONNECTED = 2,  /* every component has a selected pair */
+    SLUICE_ICE_COMPLETED = 3,  /* ... and nothing is left to check */
+    SLUICE_ICE_FAILED = 4,
+    SLUICE_ICE_DISCONNECTED = 5, /* consent lost on a selected pair */
+} sluice_ice_state;
+SLUICE_API const char *sluice_ice_state_name(sluice_ice_state s);
+
+typedef enum {
+    SLUICE_ICE_EVENT_LOCAL_CANDIDATE = 1, /* stream, candidate */
+    SLUICE_ICE_EVENT_GATHERING_DONE = 2,  /* stream */
+    SLUICE_ICE_EVENT_STATE = 3,           /* stream, state */
+    SLUICE_ICE_EVENT_SELECTED_PAIR = 4,   /* stream, component, local, remote */
+    SLUICE_ICE_EVENT_CONSENT_LOST = 5,    /* stream, component, local, remote */
+    SLUICE_ICE_EVENT_ROLE = 6,            /* controlling: the new role */
+    SLUICE_ICE_EVENT_SERVER_ERROR = 7,    /* server, error_code, reason, text */
+    SLUICE_ICE_EVENT_REMOTE_PRFLX = 8,    /* stream, remote: a learned candidate */
+} sluice_ice_event_type;
+
+typedef struct sluice_ice_event {
+    sluice_ice_event_type type;
+    int stream;
+    unsigned component;
+    sluice_ice_state state;
+    bool controlling;
+    sluice_ice_candidate candidate; /* LOCAL_CANDIDATE, REMOTE_PRFLX */
+    sluice_ice_candidate local, remote; /* SELECTED_PAIR, CONSENT_LOST */
+    sluice_addr server;
+    int error_code;
+    int reason;
+    char text[96];
+} sluice_ice_event;
+
+/* Next event, FIFO, never overwritten. When the queue is full new events
+ * are dropped and counted (stats.events_dropped). */
+SLUICE_API bool sluice_ice_agent_poll_event(sluice_ice_agent *a, sluice_ice_event *ev);
+
+/* ------------------------------------------------------------------------ */
+/* The data path (design.md): the driver sends media itself. */
+
+typedef enum {
+    SLUICE_ICE_FRAMING_NONE = 0,    /* send the payload as is */
+    SLUICE_ICE_FRAMING_CHANNEL = 1, /* 4-byte ChannelData header in headroom */
+    SLUICE_ICE_FRAMING_SEND = 2,    /* use sluice_ice_agent_send() (Send indication) */
+} sluice_ice_framing;
+
+typedef struct sluice_ice_route {
+    sluice_addr base;        /* local socket */
+    sluice_addr destination; /* remote candidate, or the TURN server */
+    sluice_transport transport;
+    sluice_ice_framing framing;
+    uint16_t channel;
+    sluice_addr peer;        /* the remote candidate (differs from destination when relayed) */
+} sluice_ice_route;
+
+/* Current route of a component. Returns 0, SLUICE_ERR_STATE (no selected
+ * pair yet, or consent lost: RFC 7675 §5.1 forbids sending),
+ * SLUICE_ERR_NOT_FOUND. */
+SLUICE_API int sluice_ice_agent_route(const sluice_ice_agent *a, int stream, unsigned component,
+                                      sluice_ice_route *route);
+/* Wrap and address one datagram of media for the component's selected
+ * pair (copying): needed for FRAMING_SEND, works for every route. Returns
+ * the length written to out and fills meta, or SLUICE_ERR_STATE. */
+SLUICE_API int sluice_ice_agent_send(sluice_ice_agent *a, uint64_t now_us, int stream,
+                                     unsigned component, const uint8_t *data, size_t len,
+                                     uint8_t *out, size_t cap, sluice_transmit *meta);
+/* Media the driver sent itself on the route (for statistics and the
+ * keepalive timer). */
+SLUICE_API void sluice_ice_agent_count_sent(sluice_ice_agent *a, uint64_t now_us, int stream,
+                                            unsigned component, uint64_t packets, uint64_t bytes);
+
+/* ------------------------------------------------------------------------ */
+/* Statistics. */
+
+typedef struct sluice_ice_pair_stats {
+    sluice_ice_candidate local, remote;
+    const char *state;          /* "frozen", "waiting", "in-progress", "succeeded", "failed" */
+    bool nominated, selected;
+    uint64_t rtt_us;            /* last check round trip, 0 when none */
+    uint64_t requests_sent, responses_received, requests_received, responses_sent;
+    uint64_t consent_requests_sent;
+    uint64_t packets_sent, bytes_sent, packets_received, bytes_received;
+} sluice_ice_pair_stats;
+
+/* Pairs of a stream, in priority order: fills at most cap, returns the
+ * number of pairs (may exceed cap) or SLUICE_ERR_NOT_FOUND. */
+SLUICE_API int sluice_ice_agent_pair_stats(const sluice_ice_agent *a, int stream,
+                                           sluice_ice_pair_stats *out, size_t cap);
+
+typedef struct sluice_ice_stats {
+    uint64_t checks_sent, checks_received, checks_rejected; /* rejected: bad auth etc. */
+    uint64_t role_conflicts;
+    uint64_t remote_candidates_dropped; /* max_remote_candidates reached */
+    uint64_t pairs_dropped;             /* max_pairs reached */
+    uint64_t events_dropped;
+    uint64_t media_dropped;             /* unknown source or no consent */
+} sluice_ice_stats;
+SLUICE_API void sluice_ice_agent_get_stats(const sluice_ice_agent *a, sluice_ice_stats *st);
+
+SLUICE_API sluice_ice_state sluice_ice_agent_state(const sluice_ice_agent *a, int stream);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

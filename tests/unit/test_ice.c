@@ -1,0 +1,739 @@
+/* SPDX-License-Identifier: MIT */
+/* ICE agent unit tests on virtual time: two agents joined by an in-test
+ * wire (latency, seeded loss, a cut switch). NAT and server scenarios live
+ * in tests/sim; here are the protocol rules between two agents. */
+#include "sluice/ice.h"
+#include "fail_alloc.h"
+#include "test.h"
+
+#define MS 1000ull
+#define SEC 1000000ull
+
+/* ------------------------------------------------------------------------ */
+/* The wire */
+
+#define WIRE_MAX 512
+struct pkt {
+    uint64_t at;
+    sluice_addr src, dst;
+    size_t len;
+    uint8_t data[2048];
+};
+
+struct peer {
+    sluice_ice_agent *ag;
+    int stream;
+    sluice_addr bases[4];
+    size_t n_bases;
+    bool signal;     /* forward local candidates to the other side */
+    bool connected;
+    int selected;    /* SELECTED_PAIR events */
+    int consent_lost;
+    int role_events;
+    int gathering_done;
+    sluice_ice_state state;
+    sluice_ice_candidate sel_local, sel_remote;
+    size_t media_rx;
+    uint8_t last_media[64];
+};
+
+struct world {
+    uint64_t now;
+    struct pkt *q;
+    size_t n;
+    uint64_t latency;
+    unsigned loss_pct;
+    sluice_test_rng rng;
+    bool cut_r_to_l; /* drop everything R sends to L */
+    bool cut_all;
+    struct peer l, r;
+    uint64_t sent, dropped;
+    unsigned spins;
+};
+
+static uint32_t wrand(struct world *w)
+{
+    uint32_t v;
+    sluice_test_rng_fill(&w->rng, (uint8_t *)&v, sizeof v);
+    return v;
+}
+
+static void addr4(sluice_addr *a, uint8_t last, uint16_t port)
+{
+    const uint8_t ip[4] = {192, 0, 2, last};
+    sluice_addr_set_ipv4(a, ip, port);
+}
+
+static void addr6(sluice_addr *a, uint8_t last, uint16_t port)
+{
+    uint8_t ip[16] = {0x20, 0x01, 0x0d, 0xb8};
+    ip[15] = last;
+    sluice_addr_set_ipv6(a, ip, port);
+}
+
+static struct peer *owner(struct world *w, const sluice_addr *a)
+{
+    struct peer *ps[2] = {&w->l, &w->r};
+    for (int i = 0; i < 2; i++)
+        for (size_t b = 0; b < ps[i]->n_bases; b++)
+            if (sluice_addr_equal(&ps[i]->bases[b], a))
+                return ps[i];
+    return NULL;
+}
+
+static struct peer *other(struct world *w, struct peer *p)
+{
+    return p == &w->l ? &w->r : &w->l;
+}
+
+static void pump_out(struct world *w, struct peer *p)
+{
+    uint8_t buf[2048];
+    sluice_transmit meta;
+    int n;
+    while ((n = sluice_ice_agent_poll_transmit(p->ag, w->now, buf, sizeof buf, &meta)) > 0) {
+        CHECK(meta.source.family != 0);
+        w->sent++;
+        if (w->cut_all || (p == &w->r && w->cut_r_to_l) ||
+            (w->loss_pct && wrand(w) % 100 < w->loss_pct) || w->n == WIRE_MAX) {
+            w->dropped++;
+            continue;
+        }
+        struct pkt *k = &w->q[w->n++];
+        k->at = w->now + w->latency;
+        k->src = meta.source;
+        k->dst = meta.destination;
+        k->len = (size_t)n;
+        memcpy(k->data, buf, (size_t)n);
+    }
+    CHECK(n == 0);
+}
+
+static void pump_events(struct world *w, struct peer *p)
+{
+    sluice_ice_event ev;
+    struct peer *o = other(w, p);
+    while (sluice_ice_agent_poll_event(p->ag, &ev)) {
+        switch (ev.type) {
+        case SLUICE_ICE_EVENT_LOCAL_CANDIDATE:
+            if (p->signal)
+                CHECK_EQ(sluice_ice_agent_add_remote_candidate(o->ag, w->now, o->stream,
+                                                               &ev.candidate), 0);
+            break;
+        case SLUICE_ICE_EVENT_GATHERING_DONE:
+            p->gathering_done++;
+            if (p->signal)
+                sluice_ice_agent_end_of_candidates(o->ag, w->now, o->stream);
+            break;
+        case SLUICE_ICE_EVENT_STATE:
+            p->state = ev.state;
+            if (ev.state == SLUICE_ICE_CONNECTED)
+                p->connected = true;
+            break;
+        case SLUICE_ICE_EVENT_SELECTED_PAIR:
+            p->selected++;
+            p->sel_local = ev.local;
+            p->sel_remote = ev.remote;
+            break;
+        case SLUICE_ICE_EVENT_CONSENT_LOST:
+            p->consent_lost++;
+            break;
+        case SLUICE_ICE_EVENT_ROLE:
+            p->role_events++;
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static void pump(struct world *w)
+{
+    for (int i = 0; i < 4; i++) {
+        pump_out(w, &w->l);
+        pump_out(w, &w->r);
+        pump_events(w, &w->l);
+        pump_events(w, &w->r);
+    }
+}
+
+/* One step of virtual time: the earliest packet or timer. */
+static bool step(struct world *w, uint64_t until)
+{
+    uint64_t t = sluice_ice_agent_next_timeout(w->l.ag);
+    uint64_t tr = sluice_ice_agent_next_timeout(w->r.ag);
+    int pk = -1;
+    if (tr < t)
+        t = tr;
+    for (size_t i = 0; i < w->n; i++)
+        if (w->q[i].at < t || (pk < 0 && w->q[i].at == t)) {
+            t = w->q[i].at;
+            pk = (int)i;
+        }
+    if (t > until)
+        return false;
+    if (t > w->now) {
+        w->now = t;
+        w->spins = 0;
+    } else if (pk < 0 && ++w->spins > 100) {
+        /* A deadline that does not move when handled is a busy loop. */
+        CHECK(!"timer spins without progress");
+        return false;
+    }
+    if (pk >= 0) {
+        struct pkt k = w->q[pk];
+        w->q[pk] = w->q[--w->n];
+        struct peer *p = owner(w, &k.dst);
+        if (p) {
+            sluice_ice_media m;
+            int rc = sluice_ice_agent_handle_datagram(p->ag, w->now, &k.dst, &k.src, k.data, k.len,
+                                                      &m);
+            CHECK(rc >= 0);
+            if (rc == 1) {
+                p->media_rx++;
+                memcpy(p->last_media, m.data, m.len < 64 ? m.len : 64);
+            }
+        }
+    } else {
+        sluice_ice_agent_handle_timeout(w->l.ag, w->now);
+        sluice_ice_agent_handle_timeout(w->r.ag, w->now);
+    }
+    pump(w);
+    return true;
+}
+
+static void run_until(struct world *w, uint64_t until)
+{
+    for (int guard = 0; guard < 200000 && step(w, until); guard++)
+        ;
+    if (w->now < until)
+        w->now = until;
+}
+
+static bool both_connected(void *ctx)
+{
+    struct world *w = ctx;
+    return w->l.connected && w->r.connected;
+}
+
+static bool run_while(struct world *w, uint64_t limit, bool (*done)(void *), void *ctx)
+{
+    for (int guard = 0; guard < 200000; guard++) {
+        if (done(ctx))
+            return true;
+        if (!step(w, limit))
+            return done(ctx);
+    }
+    return false;
+}
+
+static sluice_test_rng agent_rng[2];
+
+static void peer_init(struct world *w, struct peer *p, bool controlling, unsigned n_comp,
+                      uint8_t host, uint64_t seed)
+{
+    sluice_ice_config cfg;
+    int err;
+    sluice_ice_config_init(&cfg);
+    cfg.controlling = controlling;
+    sluice_test_rng *rng = &agent_rng[p == &w->l ? 0 : 1];
+    sluice_test_rng_init(rng, seed);
+    cfg.rng.fill = sluice_test_rng_fill;
+    cfg.rng.ctx = rng;
+    p->ag = sluice_ice_agent_new(&cfg, &err);
+    CHECK(p->ag != NULL);
+    p->stream = sluice_ice_agent_add_stream(p->ag, n_comp);
+    CHECK_EQ(p->stream, 1);
+    p->signal = true;
+    for (unsigned c = 1; c <= n_comp; c++) {
+        addr4(&p->bases[p->n_bases], host, (uint16_t)(5000 + c));
+        CHECK_EQ(sluice_ice_agent_add_base(p->ag, w->now, p->stream, c, &p->bases[p->n_bases]), 0);
+        p->n_bases++;
+    }
+}
+
+static void exchange_credentials(struct world *w)
+{
+    const char *u, *pw;
+    CHECK_EQ(sluice_ice_agent_local_credentials(w->l.ag, 1, &u, &pw), 0);
+    CHECK_EQ(sluice_ice_agent_set_remote_credentials(w->r.ag, w->now, 1, u, pw), 0);
+    CHECK_EQ(sluice_ice_agent_local_credentials(w->r.ag, 1, &u, &pw), 0);
+    CHECK_EQ(sluice_ice_agent_set_remote_credentials(w->l.ag, w->now, 1, u, pw), 0);
+}
+
+static struct world *world_new(unsigned n_comp, uint64_t seed)
+{
+    struct world *w = calloc(1, sizeof *w);
+    w->q = calloc(WIRE_MAX, sizeof *w->q);
+    w->now = 1 * SEC;
+    w->latency = 10 * MS;
+    sluice_test_rng_init(&w->rng, seed);
+    peer_init(w, &w->l, true, n_comp, 1, seed * 2 + 1);
+    peer_init(w, &w->r, false, n_comp, 2, seed * 2 + 2);
+    return w;
+}
+
+static void world_free(struct world *w)
+{
+    sluice_ice_agent_free(w->l.ag);
+    sluice_ice_agent_free(w->r.ag);
+    free(w->q);
+    free(w);
+}
+
+static void start(struct world *w)
+{
+    exchange_credentials(w);
+    CHECK_EQ(sluice_ice_agent_gather(w->l.ag, w->now), 0);
+    CHECK_EQ(sluice_ice_agent_gather(w->r.ag, w->now), 0);
+    pump(w);
+}
+
+/* Send one media datagram from p through its route and deliver it. */
+static bool media_roundtrip(struct world *w, struct peer *p, const char *text)
+{
+    sluice_ice_route r;
+    struct peer *o = other(w, p);
+    size_t before = o->media_rx;
+    if (sluice_ice_agent_route(p->ag, p->stream, 1, &r) != 0)
+        return false;
+    CHECK_EQ(r.framing, SLUICE_ICE_FRAMING_NONE);
+    sluice_ice_media m;
+    int rc = sluice_ice_agent_handle_datagram(o->ag, w->now, &r.destination, &r.base,
+                                              (const uint8_t *)text, strlen(text), &m);
+    if (rc == 1) {
+        o->media_rx++;
+        CHECK_EQ(m.len, strlen(text));
+        CHECK_MEM(m.data, text, m.len);
+        CHECK_EQ(m.component, 1);
+    }
+    return o->media_rx == before + 1;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void test_candidate_syntax(void)
+{
+    sluice_ice_candidate c;
+    char buf[256];
+    CHECK_EQ(sluice_ice_candidate_parse(&c, "candidate:1 1 UDP 2130706431 192.0.2.1 5000 typ host"),
+             0);
+    CHECK_EQ(c.component, 1);
+    CHECK_EQ(c.priority, 2130706431u);
+    CHECK_EQ(c.type, SLUICE_ICE_CAND_HOST);
+    CHECK_EQ(c.addr.port, 5000);
+    CHECK(sluice_ice_candidate_format(&c, buf, sizeof buf) > 0);
+    CHECK_STR(buf, "candidate:1 1 udp 2130706431 192.0.2.1 5000 typ host");
+    CHECK_EQ(sluice_ice_candidate_parse(
+                 &c, "a=candidate:Ab+/9 2 udp 1694498815 2001:db8::5 61000 typ srflx raddr "
+                     "2001:db8::1 rport 5000 generation 0 ufrag abcd network-cost 10\r\n"),
+             0);
+    CHECK_EQ(c.type, SLUICE_ICE_CAND_SRFLX);
+    CHECK_EQ(c.addr.family, SLUICE_AF_INET6);
+    CHECK_EQ(c.related.port, 5000);
+    CHECK(sluice_ice_candidate_format(&c, buf, sizeof buf) > 0);
+    CHECK_STR(buf, "candidate:Ab+/9 2 udp 1694498815 2001:db8::5 61000 typ srflx raddr 2001:db8::1 "
+                   "rport 5000");
+    /* Round trip of the formatted text. */
+    sluice_ice_candidate c2;
+    CHECK_EQ(sluice_ice_candidate_parse(&c2, buf), 0);
+    CHECK(sluice_addr_equal(&c.addr, &c2.addr) && c.priority == c2.priority);
+    /* Refusals. */
+    CHECK_EQ(sluice_ice_candidate_parse(
+                 &c, "candidate:1 1 udp 2113937151 6b8f2a1c-1111-2222.local 5000 typ host"),
+             SLUICE_ERR_UNSUPPORTED);
+    CHECK_EQ(sluice_ice_candidate_parse(
+                 &c, "candidate:1 1 tcp 1518280447 192.0.2.1 9 typ host tcptype active"),
+             SLUICE_ERR_UNSUPPORTED);
+    const char *bad[] = {
+        "",
+        "candidate:",
+        "candidate:1 1 udp 1 192.0.2.1 5000 typ",
+        "candidate:1 0 udp 1 192.0.2.1 5000 typ host",
+        "candidate:1 257 udp 1 192.0.2.1 5000 typ host",
+        "candidate:1 1 udp 0 192.0.2.1 5000 typ host",
+        "candidate:1 1 udp 4294967296 192.0.2.1 5000 typ host",
+        "candidate:1 1 udp 1 192.0.2.1 70000 typ host",
+        "candidate:1 1 udp 1 192.0.2.1 5000 type host",
+        "candidate:1 1 udp 1 192.0.2.1 5000 typ cone",
+        "candidate:1 1 sctp 1 192.0.2.1 5000 typ host",
+        "candidate:f@o 1 udp 1 192.0.2.1 5000 typ host",
+        "candidate:1 1 udp 1 999.0.2.1 5000 typ host",
+        "candidate:1 1 udp 1 192.0.2.1 5000 typ host raddr",
+        "candidate:123456789012345678901234567890123 1 udp 1 192.0.2.1 5000 typ host",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = sluice_ice_candidate_parse(&c, bad[i]);
+        if (rc >= 0)
+            fprintf(stderr, "# accepted: %s\n", bad[i]);
+        CHECK(rc < 0);
+    }
+    /* Every truncation of a valid line is refused or parses cleanly. */
+    const char *full = "candidate:842163049 1 udp 1677729535 198.51.100.7 53705 typ srflx raddr "
+                       "10.0.0.2 rport 53705 generation 0";
+    char cut[200];
+    for (size_t n = 0; n < strlen(full); n++) {
+        memcpy(cut, full, n);
+        cut[n] = '\0';
+        (void)sluice_ice_candidate_parse(&c, cut);
+    }
+    /* §5.1.2.1 */
+    CHECK_EQ(sluice_ice_priority(SLUICE_ICE_CAND_HOST, 65535, 1), 2130706431u);
+    CHECK_EQ(sluice_ice_priority(SLUICE_ICE_CAND_RELAY, 65535, 2), 16777214u);
+}
+
+static void test_connect_host(void)
+{
+    struct world *w = world_new(1, 1);
+    uint64_t t0 = w->now;
+    start(w);
+    CHECK(w->l.gathering_done == 1 && w->r.gathering_done == 1);
+    CHECK(run_while(w, t0 + 5 * SEC, both_connected, w));
+    /* A few round trips and Ta: 10 ms one way. */
+    CHECK(w->now - t0 < 200 * MS);
+    CHECK_EQ(w->l.selected, 1);
+    CHECK_EQ(w->r.selected, 1);
+    CHECK(sluice_addr_equal(&w->l.sel_remote.addr, &w->r.bases[0]));
+    CHECK(sluice_addr_equal(&w->r.sel_remote.addr, &w->l.bases[0]));
+    run_until(w, w->now + 1 * SEC);
+    CHECK_EQ(sluice_ice_agent_state(w->l.ag, 1), SLUICE_ICE_COMPLETED);
+    CHECK_EQ(sluice_ice_agent_state(w->r.ag, 1), SLUICE_ICE_COMPLETED);
+    CHECK(media_roundtrip(w, &w->l, "hello"));
+    CHECK(media_roundtrip(w, &w->r, "world"));
+    /* Stats: one pair, succeeded, nominated, selected, with an RTT. */
+    sluice_ice_pair_stats ps[4];
+    CHECK_EQ(sluice_ice_agent_pair_stats(w->l.ag, 1, ps, 4), 1);
+    CHECK_STR(ps[0].state, "succeeded");
+    CHECK(ps[0].nominated && ps[0].selected);
+    CHECK_EQ(ps[0].rtt_us, 20 * MS);
+    CHECK(ps[0].requests_sent >= 1 && ps[0].responses_received >= 1);
+    world_free(w);
+}
+
+static void test_two_components(void)
+{
+    struct world *w = world_new(2, 2);
+    uint64_t t0 = w->now;
+    start(w);
+    CHECK(run_while(w, t0 + 5 * SEC, both_connected, w));
+    CHECK_EQ(w->l.selected, 2);
+    CHECK_EQ(w->r.selected, 2);
+    sluice_ice_route r1, r2;
+    CHECK_EQ(sluice_ice_agent_route(w->l.ag, 1, 1, &r1), 0);
+    CHECK_EQ(sluice_ice_agent_route(w->l.ag, 1, 2, &r2), 0);
+    CHECK_EQ(r1.destination.port, 5001);
+    CHECK_EQ(r2.destination.port, 5002);
+    CHECK_EQ(sluice_ice_agent_route(w->l.ag, 1, 3, &r2), SLUICE_ERR_NOT_FOUND);
+    world_free(w);
+}
+
+static void test_role_conflict(void)
+{
+    /* Both start controlling; the tie-breakers decide (§7.3.1.1). */
+    struct world *w = world_new(1, 3);
+    uint64_t t0 = w->now;
+    sluice_ice_agent_set_role(w->r.ag, true);
+    start(w);
+    CHECK(run_while(w, t0 + 10 * SEC, both_connected, w));
+    CHECK_EQ(w->l.role_events + w->r.role_events, 1);
+    CHECK(sluice_ice_agent_controlling(w->l.ag) != sluice_ice_agent_controlling(w->r.ag));
+    sluice_ice_stats st;
+    sluice_ice_agent_get_stats(w->l.role_events ? w->l.ag : w->r.ag, &st);
+    CHECK_EQ(st.role_conflicts, 1);
+    world_free(w);
+
+    /* Both controlled. */
+    w = world_new(1, 4);
+    t0 = w->now;
+    sluice_ice_agent_set_role(w->l.ag, false);
+    start(w);
+    CHECK(run_while(w, t0 + 10 * SEC, both_connected, w));
+    CHECK(sluice_ice_agent_controlling(w->l.ag) != sluice_ice_agent_controlling(w->r.ag));
+    world_free(w);
+}
+
+static void test_peer_reflexive(void)
+{
+    /* R never signals its candidates: L learns R from R's checks
+     * (§7.3.1.3) and they still connect. */
+    struct world *w = world_new(1, 5);
+    uint64_t t0 = w->now;
+    w->r.signal = false;
+    start(w);
+    CHECK(run_while(w, t0 + 5 * SEC, both_connected, w));
+    CHECK_EQ(w->l.sel_remote.type, SLUICE_ICE_CAND_PRFLX);
+    CHECK(sluice_addr_equal(&w->l.sel_remote.addr, &w->r.bases[0]));
+    world_free(w);
+}
+
+static void test_trickle_late(void)
+{
+    /* Candidates first, credentials a second later (RFC 8838): checks wait
+     * for credentials, then connect without any fixed delay. */
+    struct world *w = world_new(1, 6);
+    sluice_ice_agent_gather(w->l.ag, w->now);
+    sluice_ice_agent_gather(w->r.ag, w->now);
+    pump(w);
+    run_until(w, w->now + 1 * SEC);
+    CHECK(!w->l.connected && !w->r.connected);
+    CHECK_EQ(w->sent, 0);
+    uint64_t t0 = w->now;
+    exchange_credentials(w);
+    pump(w);
+    CHECK(run_while(w, t0 + 5 * SEC, both_connected, w));
+    CHECK(w->now - t0 < 200 * MS);
+    world_free(w);
+}
+
+static void test_loss(void)
+{
+    /* 20% loss both ways: still connects (retransmissions, triggered
+     * checks), with seeds that replay. */
+    for (uint64_t seed = 10; seed < 20; seed++) {
+        struct world *w = world_new(1, seed);
+        uint64_t t0 = w->now;
+        w->loss_pct = 20;
+        start(w);
+        CHECK(run_while(w, t0 + 20 * SEC, both_connected, w));
+        world_free(w);
+    }
+}
+
+static void test_consent_and_restart(void)
+{
+    struct world *w = world_new(1, 7);
+    uint64_t t0 = w->now;
+    start(w);
+    CHECK(run_while(w, t0 + 5 * SEC, both_connected, w));
+    /* Consent keeps the pair alive for minutes while R answers. */
+    run_until(w, w->now + 120 * SEC);
+    CHECK_EQ(w->l.consent_lost, 0);
+    sluice_ice_pair_stats ps[2];
+    CHECK_EQ(sluice_ice_agent_pair_stats(w->l.ag, 1, ps, 2), 1);
+    /* 4-6 s intervals over 120 s: 20-30 consent checks. */
+    CHECK(ps[0].consent_requests_sent >= 19 && ps[0].consent_requests_sent <= 31);
+    /* R stops answering: 30 s after the last answer (which came at most
+     * 6 s before the cut) consent is lost and L refuses to send. */
+    w->cut_r_to_l = true;
+    uint64_t cut = w->now;
+    run_until(w, cut + 23 * SEC);
+    CHECK_EQ(w->l.consent_lost, 0);
+    sluice_ice_route r;
+    CHECK_EQ(sluice_ice_agent_route(w->l.ag, 1, 1, &r), 0);
+    run_until(w, cut + 31 * SEC);
+    CHECK_EQ(w->l.consent_lost, 1);
+    CHECK_EQ(sluice_ice_agent_route(w->l.ag, 1, 1, &r), SLUICE_ERR_STATE);
+    CHECK_EQ(w->l.state, SLUICE_ICE_DISCONNECTED);
+    /* ICE restart (§9) with the path back: new credentials, a new pair. */
+    w->cut_r_to_l = false;
+    w->l.connected = w->r.connected = false;
+    CHECK_EQ(sluice_ice_agent_restart(w->l.ag, w->now, 1), 0);
+    CHECK_EQ(sluice_ice_agent_restart(w->r.ag, w->now, 1), 0);
+    exchange_credentials(w);
+    pump(w);
+    uint64_t t1 = w->now;
+    CHECK(run_while(w, t1 + 5 * SEC, both_connected, w));
+    CHECK_EQ(sluice_ice_agent_route(w->l.ag, 1, 1, &r), 0);
+    CHECK(media_roundtrip(w, &w->l, "back"));
+    world_free(w);
+}
+
+static void test_restart_keeps_media(void)
+{
+    /* After a restart, media keeps the old route until a new pair is
+     * selected. */
+    struct world *w = world_new(1, 8);
+    uint64_t t0 = w->now;
+    start(w);
+    CHECK(run_while(w, t0 + 5 * SEC, both_connected, w));
+    CHECK_EQ(sluice_ice_agent_restart(w->l.ag, w->now, 1), 0);
+    sluice_ice_route r;
+    CHECK_EQ(sluice_ice_agent_route(w->l.ag, 1, 1, &r), 0);
+    CHECK(media_roundtrip(w, &w->l, "still"));
+    const char *u1, *u2;
+    sluice_ice_agent_local_credentials(w->l.ag, 1, &u1, NULL);
+    CHECK(strlen(u1) >= 4);
+    /* Old-session consent checks from R are still answered. */
+    run_until(w, w->now + 40 * SEC);
+    CHECK_EQ(w->r.consent_lost, 0);
+    sluice_ice_agent_local_credentials(w->l.ag, 1, &u2, NULL);
+    CHECK(u1 == u2);
+    world_free(w);
+}
+
+static void test_no_path_fails(void)
+{
+    /* Every packet lost, end-of-candidates on both sides: the checks time
+     * out and the stream fails (no fixed waits beyond the STUN schedule). */
+    struct world *w = world_new(1, 9);
+    w->cut_all = true;
+    uint64_t t0 = w->now;
+    start(w);
+    run_until(w, t0 + 60 * SEC);
+    CHECK_EQ(w->l.state, SLUICE_ICE_FAILED);
+    CHECK_EQ(w->r.state, SLUICE_ICE_FAILED);
+    CHECK(!w->l.connected);
+    world_free(w);
+}
+
+static void test_bad_checks(void)
+{
+    struct world *w = world_new(1, 11);
+    start(w);
+    /* A Binding request with the wrong password: 401, no pair. */
+    uint8_t msg[256], out[512];
+    sluice_stun_writer wr;
+    sluice_stun_key key;
+    const uint8_t txid[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    const char *lu;
+    sluice_ice_agent_local_credentials(w->l.ag, 1, &lu, NULL);
+    char user[64];
+    snprintf(user, sizeof user, "%s:evil", lu);
+    sluice_stun_key_short_term(&key, "wrongpasswordwrongpassword", 26);
+    sluice_stun_writer_init(&wr, msg, sizeof msg,
+                            sluice_stun_type(SLUICE_STUN_BINDING, SLUICE_STUN_REQUEST), txid);
+    sluice_stun_put(&wr, SLUICE_STUN_ATTR_USERNAME, user, strlen(user));
+    sluice_stun_put_u32(&wr, SLUICE_STUN_ATTR_PRIORITY, 12345);
+    sluice_stun_put_integrity(&wr, &key);
+    sluice_stun_put_fingerprint(&wr);
+    int n = sluice_stun_writer_result(&wr);
+    CHECK(n > 0);
+    sluice_addr evil;
+    addr4(&evil, 66, 6666);
+    sluice_ice_media m;
+    CHECK_EQ(sluice_ice_agent_handle_datagram(w->l.ag, w->now, &w->l.bases[0], &evil, msg,
+                                              (size_t)n, &m), 0);
+    sluice_transmit meta;
+    int rn = sluice_ice_agent_poll_transmit(w->l.ag, w->now, out, sizeof out, &meta);
+    CHECK(rn > 0);
+    sluice_stun_msg resp;
+    CHECK_EQ(sluice_stun_parse(&resp, out, (size_t)rn), 0);
+    int code = 0;
+    CHECK_EQ(resp.cls, SLUICE_STUN_ERROR);
+    sluice_stun_get_error_code(&resp, &code, NULL, NULL);
+    CHECK_EQ(code, 401);
+    CHECK(sluice_addr_equal(&meta.destination, &evil));
+    sluice_ice_stats st;
+    sluice_ice_agent_get_stats(w->l.ag, &st);
+    CHECK_EQ(st.checks_rejected, 1);
+    sluice_ice_pair_stats ps[8];
+    int before = sluice_ice_agent_pair_stats(w->l.ag, 1, ps, 8);
+    /* No username: 400. Garbage and truncations: dropped quietly. */
+    sluice_stun_writer_init(&wr, msg, sizeof msg,
+                            sluice_stun_type(SLUICE_STUN_BINDING, SLUICE_STUN_REQUEST), txid);
+    sluice_stun_put_fingerprint(&wr);
+    n = sluice_stun_writer_result(&wr);
+    sluice_ice_agent_handle_datagram(w->l.ag, w->now, &w->l.bases[0], &evil, msg, (size_t)n, &m);
+    rn = sluice_ice_agent_poll_transmit(w->l.ag, w->now, out, sizeof out, &meta);
+    CHECK(rn > 0 && sluice_stun_parse(&resp, out, (size_t)rn) == 0);
+    sluice_stun_get_error_code(&resp, &code, NULL, NULL);
+    CHECK_EQ(code, 400);
+    for (size_t cut = 0; cut < (size_t)n; cut++)
+        CHECK(sluice_ice_agent_handle_datagram(w->l.ag, w->now, &w->l.bases[0], &evil, msg, cut,
+                                               &m) >= 0);
+    /* Media from an unknown source is dropped. */
+    CHECK_EQ(sluice_ice_agent_handle_datagram(w->l.ag, w->now, &w->l.bases[0], &evil,
+                                              (const uint8_t *)"\x80xyz", 4, &m), 0);
+    CHECK_EQ(sluice_ice_agent_pair_stats(w->l.ag, 1, ps, 8), before);
+    world_free(w);
+}
+
+static void test_bounds(void)
+{
+    /* A remote that floods candidates meets max_remote_candidates, and
+     * the checklist stays within max_pairs. */
+    struct world *w = world_new(1, 12);
+    start(w);
+    int full = 0;
+    for (int i = 0; i < 200; i++) {
+        sluice_ice_candidate c;
+        char line[128];
+        snprintf(line, sizeof line, "candidate:f%d 1 udp %d 198.51.100.%d %d typ host", i,
+                 1000 + i, 1 + i % 250, 10000 + i);
+        CHECK_EQ(sluice_ice_candidate_parse(&c, line), 0);
+        int rc = sluice_ice_agent_add_remote_candidate(w->l.ag, w->now, 1, &c);
+        if (rc == SLUICE_ERR_FULL)
+            full++;
+        else
+            CHECK_EQ(rc, 0);
+    }
+    CHECK_EQ(full, 200 - 64 + 1); /* R's own host candidate came first */
+    sluice_ice_pair_stats ps[128];
+    CHECK(sluice_ice_agent_pair_stats(w->l.ag, 1, ps, 128) <= 100);
+    sluice_ice_stats st;
+    sluice_ice_agent_get_stats(w->l.ag, &st);
+    CHECK_EQ(st.remote_candidates_dropped, (uint64_t)full);
+    /* Invalid ones. */
+    sluice_ice_candidate c;
+    sluice_ice_candidate_parse(&c, "candidate:x 2 udp 5 198.51.100.1 1 typ host");
+    CHECK_EQ(sluice_ice_agent_add_remote_candidate(w->l.ag, w->now, 1, &c), SLUICE_ERR_NOT_FOUND);
+    CHECK_EQ(sluice_ice_agent_add_remote_candidate(w->l.ag, w->now, 7, &c), SLUICE_ERR_NOT_FOUND);
+    CHECK_EQ(sluice_ice_agent_set_remote_credentials(w->l.ag, w->now, 1, "ab", "x"),
+             SLUICE_ERR_INVALID);
+    /* Still connects to the real peer despite the flood of dead pairs. */
+    uint64_t t0 = w->now;
+    CHECK(run_while(w, t0 + 30 * SEC, both_connected, w));
+    world_free(w);
+}
+
+static void test_dual_stack_preference(void)
+{
+    /* RFC 8421: with IPv6 and IPv4 bases on both sides, IPv6 wins. */
+    struct world *w = world_new(1, 13);
+    addr6(&w->l.bases[1], 1, 7000);
+    addr6(&w->r.bases[1], 2, 7000);
+    CHECK_EQ(sluice_ice_agent_add_base(w->l.ag, w->now, 1, 1, &w->l.bases[1]), 0);
+    CHECK_EQ(sluice_ice_agent_add_base(w->r.ag, w->now, 1, 1, &w->r.bases[1]), 0);
+    w->l.n_bases = w->r.n_bases = 2;
+    uint64_t t0 = w->now;
+    start(w);
+    CHECK(run_while(w, t0 + 5 * SEC, both_connected, w));
+    CHECK_EQ(w->l.sel_remote.addr.family, SLUICE_AF_INET6);
+    CHECK_EQ(w->r.sel_remote.addr.family, SLUICE_AF_INET6);
+    world_free(w);
+}
+
+static void test_alloc_failures(void)
+{
+    sluice_ice_config cfg;
+    sluice_ice_config_init(&cfg);
+    cfg.alloc.calloc = failing_calloc;
+    cfg.alloc.free = plain_free;
+    int ok = 0;
+    for (int i = 0; i < 40; i++) {
+        fail_alloc_calls = 0;
+        fail_alloc_at = i;
+        int err = 0;
+        sluice_ice_agent *a = sluice_ice_agent_new(&cfg, &err);
+        if (!a) {
+            CHECK_EQ(err, SLUICE_ERR_NOMEM);
+            continue;
+        }
+        int s = sluice_ice_agent_add_stream(a, 2);
+        CHECK(s == 1 || s == SLUICE_ERR_NOMEM);
+        if (s == 1)
+            ok++;
+        sluice_ice_agent_free(a);
+    }
+    fail_alloc_at = -1;
+    CHECK(ok > 0);
+}
+
+int main(void)
+{
+    RUN(test_candidate_syntax);
+    RUN(test_connect_host);
+    RUN(test_two_components);
+    RUN(test_role_conflict);
+    RUN(test_peer_reflexive);
+    RUN(test_trickle_late);
+    RUN(test_loss);
+    RUN(test_consent_and_restart);
+    RUN(test_restart_keeps_media);
+    RUN(test_no_path_fails);
+    RUN(test_bad_checks);
+    RUN(test_bounds);
+    RUN(test_dual_stack_preference);
+    RUN(test_alloc_failures);
+    return TEST_DONE();
+}
