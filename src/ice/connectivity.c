@@ -13,6 +13,7 @@ void ice_txn_start(sluice_ice_agent *a, struct txn *t, uint64_t now, uint64_t rt
     (void)now;
     t->active = true;
     t->due = true;
+    t->hurried = false;
     t->sent = 0;
     t->rc = (uint8_t)rc;
     t->rto_us = rto;
@@ -467,12 +468,21 @@ static void handle_request(sluice_ice_agent *a, uint64_t now, struct stream *s, 
             p->nominate_on_success = true;
         }
     }
-    /* §7.3.1.4: a triggered check unless the pair already succeeded. An
-     * In-Progress check is left running rather than cancelled and
-     * restarted: when both agents check the same pair at once, restarting
-     * on every crossing request keeps both pairs in progress for ever. */
-    if (p->state != PS_SUCCEEDED && p->state != PS_IN_PROGRESS)
+    /* §7.3.1.4: a triggered check unless the pair already succeeded. For
+     * an In-Progress pair RFC 8445 cancels the transaction and starts a new
+     * one; when both agents check the same pair at once that restarts both
+     * on every crossing request, for ever. We retransmit the transaction
+     * in progress at once instead (RFC 5245 §7.2.1.4), once per
+     * transaction: its first request was probably dropped by the peer's
+     * NAT before the peer's own check opened it. */
+    if (p->state == PS_IN_PROGRESS) {
+        if (p->tx.active && !p->tx.due && !p->tx.hurried && !p->check_is_consent) {
+            p->tx.due = true;
+            p->tx.hurried = true;
+        }
+    } else if (p->state != PS_SUCCEEDED) {
         ice_trigger(a, s, pi);
+    }
     ice_update_state(a, now, s);
 }
 

@@ -48,6 +48,7 @@ struct rcand {
 struct txn {
     bool active;
     bool due;       /* a (re)transmission is to be sent */
+    bool hurried;   /* one early retransmission was sent (connectivity.c) */
     uint8_t sent;
     uint8_t rc;     /* requests to send in total */
     uint8_t txid[SLUICE_STUN_TXID_LEN];
