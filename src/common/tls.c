@@ -25,6 +25,11 @@
 #define MAX_MAX_BUFFERED (INT_MAX / 2)
 #define HELD_MIN_CAP 4096u
 
+struct sluice_tls_server_ctx {
+    SSL_CTX *ctx;
+    size_t max_buffered;
+};
+
 struct sluice_tls {
     SSL *ssl;
     BIO *rbio; /* ciphertext fed by the owner, read by OpenSSL; owned by ssl */
@@ -248,17 +253,12 @@ static int create_failed(const sluice_tls *t, const char *what)
     return e ? SLUICE_ERR_CRYPTO : SLUICE_ERR_NOMEM;
 }
 
-/* The SSL object between two memory BIOs. Returns 0 or a SLUICE_ERR_*. */
-static int setup(sluice_tls *t, const sluice_tls_config *cfg)
+/* The SSL object on ctx between two memory BIOs. cfg NULL: a server.
+ * Returns 0 or a SLUICE_ERR_*. */
+static int attach(sluice_tls *t, SSL_CTX *ctx, const sluice_tls_config *cfg)
 {
-    const char *what = "";
-    SSL_CTX *ctx = make_ctx(cfg, &what);
-
-    if (!ctx)
-        return create_failed(t, what);
-    t->ssl = SSL_new(ctx);
     /* The SSL object keeps its own reference to the context. */
-    SSL_CTX_free(ctx);
+    t->ssl = SSL_new(ctx);
     if (!t->ssl)
         return create_failed(t, "SSL_new");
     t->rbio = BIO_new(BIO_s_mem());
@@ -273,7 +273,7 @@ static int setup(sluice_tls *t, const sluice_tls_config *cfg)
     BIO_set_mem_eof_return(t->wbio, -1);
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
 
-    if (cfg->server) {
+    if (!cfg || cfg->server) {
         SSL_set_accept_state(t->ssl);
         return 0;
     }
@@ -282,6 +282,87 @@ static int setup(sluice_tls *t, const sluice_tls_config *cfg)
         return create_failed(t, "server name");
     /* The ClientHello goes out now; fail() has logged any failure. */
     return drive_handshake(t);
+}
+
+/* A context of its own for one endpoint. Returns 0 or a SLUICE_ERR_*. */
+static int setup(sluice_tls *t, const sluice_tls_config *cfg)
+{
+    const char *what = "";
+    SSL_CTX *ctx = make_ctx(cfg, &what);
+
+    if (!ctx)
+        return create_failed(t, what);
+    int r = attach(t, ctx, cfg);
+    SSL_CTX_free(ctx);
+    return r;
+}
+
+sluice_tls_server_ctx *sluice_tls_server_ctx_new(const sluice_tls_config *cfg, int *err)
+{
+    sluice_tls_server_ctx *c;
+    const char *what = "";
+    int dummy;
+
+    if (!err)
+        err = &dummy;
+    if (!cfg || !cfg->server || !config_valid(cfg)) {
+        sluice_log(SLUICE_LOG_ERROR, "tls", "invalid TLS server configuration");
+        *err = SLUICE_ERR_INVALID;
+        return NULL;
+    }
+    c = calloc(1, sizeof *c);
+    if (!c) {
+        *err = SLUICE_ERR_NOMEM;
+        return NULL;
+    }
+    c->max_buffered = cfg->max_buffered;
+    ERR_clear_error();
+    c->ctx = make_ctx(cfg, &what);
+    if (!c->ctx) {
+        sluice_tls log_as = {.server = true};
+        *err = create_failed(&log_as, what);
+        free(c);
+        return NULL;
+    }
+    *err = 0;
+    return c;
+}
+
+void sluice_tls_server_ctx_free(sluice_tls_server_ctx *c)
+{
+    if (!c)
+        return;
+    SSL_CTX_free(c->ctx); /* endpoints made from it hold their own references */
+    free(c);
+}
+
+sluice_tls *sluice_tls_new_server(const sluice_tls_server_ctx *c, int *err)
+{
+    sluice_tls *t;
+    int r, dummy;
+
+    if (!err)
+        err = &dummy;
+    if (!c) {
+        *err = SLUICE_ERR_INVALID;
+        return NULL;
+    }
+    t = calloc(1, sizeof *t);
+    if (!t) {
+        *err = SLUICE_ERR_NOMEM;
+        return NULL;
+    }
+    t->server = true;
+    t->max_buffered = c->max_buffered;
+    ERR_clear_error();
+    r = attach(t, c->ctx, NULL);
+    ERR_clear_error();
+    if (r < 0) {
+        sluice_tls_free(t);
+        t = NULL;
+    }
+    *err = r < 0 ? r : 0;
+    return t;
 }
 
 sluice_tls *sluice_tls_new(const sluice_tls_config *cfg, int *err)

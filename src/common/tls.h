@@ -53,6 +53,27 @@ void sluice_tls_config_init(sluice_tls_config *cfg);
 sluice_tls *sluice_tls_new(const sluice_tls_config *cfg, int *err);
 void sluice_tls_free(sluice_tls *t);
 
+/* A server context shared by many endpoints: the certificate chain and key
+ * files are read and checked once, here, instead of for every connection
+ * (a TLS listener accepting thousands of clients). Built from a config with
+ * server true (server_name, ca_file and verify are not used); the endpoints
+ * made from it take cfg's min_version and max_buffered.
+ * Returns NULL on failure; *err (may be NULL) gets 0, SLUICE_ERR_INVALID
+ * (not a server config, bad values), SLUICE_ERR_CRYPTO (files missing,
+ * unreadable or not matching; the reason is logged through the log hook,
+ * module "tls") or SLUICE_ERR_NOMEM.
+ * Threads: creating endpoints from one context on several threads at once
+ * is safe (OpenSSL only reads a context it is not told to change); each
+ * endpoint still has one owner. Lifetime: every endpoint holds a reference
+ * of its own (OpenSSL's), so sluice_tls_server_ctx_free may come before
+ * the endpoints are freed. */
+typedef struct sluice_tls_server_ctx sluice_tls_server_ctx;
+sluice_tls_server_ctx *sluice_tls_server_ctx_new(const sluice_tls_config *cfg, int *err);
+void sluice_tls_server_ctx_free(sluice_tls_server_ctx *ctx);
+/* A server endpoint on ctx (no file is read). NULL on failure with *err
+ * SLUICE_ERR_INVALID (ctx NULL) or SLUICE_ERR_NOMEM/SLUICE_ERR_CRYPTO. */
+sluice_tls *sluice_tls_new_server(const sluice_tls_server_ctx *ctx, int *err);
+
 /* Ciphertext received from the peer. Returns len: all of it is accepted,
  * or nothing with SLUICE_ERR_FULL when the ciphertext fed and not yet
  * consumed would exceed max_buffered (sluice_tls_read consumes it: read

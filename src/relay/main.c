@@ -102,9 +102,9 @@ static void pick_relay_addresses(struct relay_ctx *ctx, const struct relay_optio
     ctx->announce4.port = ctx->announce6.port = ctx->bind4.port = ctx->bind6.port = 0;
 }
 
-/* Check the certificate and key once, so a typo fails at start-up and not
- * on the first client. */
-static int check_tls(const struct relay_options *o)
+/* Read the certificate and key once, for every worker and connection; a
+ * typo fails here, at start-up (exit 1), and not on the first client. */
+static int load_tls(struct relay_ctx *ctx, const struct relay_options *o)
 {
     sluice_tls_config tc;
     int err = 0;
@@ -114,13 +114,12 @@ static int check_tls(const struct relay_options *o)
     tc.server = true;
     tc.cert_file = o->tls_cert;
     tc.key_file = o->tls_key;
-    sluice_tls *t = sluice_tls_new(&tc, &err);
-    if (!t) {
+    ctx->tls = sluice_tls_server_ctx_new(&tc, &err);
+    if (!ctx->tls) {
         relay_log(SLUICE_LOG_ERROR, "cannot use the TLS certificate or key",
                   "cert=%s key=%s error=\"%s\"", o->tls_cert, o->tls_key, sluice_strerror(err));
         return -1;
     }
-    sluice_tls_free(t);
     return 0;
 }
 
@@ -170,7 +169,7 @@ int main(int argc, char **argv)
         relay_log(SLUICE_LOG_ERROR, "RAND_bytes failed", NULL);
         goto out;
     }
-    if (build_users(&ctx, &o) < 0 || check_tls(&o) < 0)
+    if (build_users(&ctx, &o) < 0 || load_tls(&ctx, &o) < 0)
         goto out;
     if (o.user_quota) {
         /* Twice the allocations the relay may hold (the table's maximum at
@@ -267,6 +266,7 @@ out:
         free(ctx.slots);
     }
     sluice_turn_quota_free(ctx.quota); /* after every core that used it */
+    sluice_tls_server_ctx_free(ctx.tls);
     free(ctx.users);
     relay_options_free(&o);
     if (rc == 0)

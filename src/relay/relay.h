@@ -50,6 +50,9 @@ struct relay_ctx {
     /* Per-user allocation counts shared by every worker's core (NULL when
      * --user-quota is 0): the one core object that threads share. */
     sluice_turn_quota *quota;
+    /* The TLS listener's certificate and key, read once at start-up and
+     * used by every worker for every connection (NULL: no TLS). */
+    sluice_tls_server_ctx *tls;
     atomic_bool stop;
     atomic_bool draining;
     unsigned n_workers;

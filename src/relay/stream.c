@@ -202,13 +202,9 @@ void relay_conn_accept(struct relay_worker *w, struct relay_listener *l)
             continue;
         }
         if (l->transport == SLUICE_TRANSPORT_TLS) {
-            sluice_tls_config tc;
+            /* the shared context: no file is read per connection */
             int err = 0;
-            sluice_tls_config_init(&tc);
-            tc.server = true;
-            tc.cert_file = w->ctx->o->tls_cert;
-            tc.key_file = w->ctx->o->tls_key;
-            c->tls = sluice_tls_new(&tc, &err);
+            c->tls = sluice_tls_new_server(w->ctx->tls, &err);
             if (!c->tls) {
                 relay_log(SLUICE_LOG_WARNING, "cannot create a TLS session", "error=\"%s\"",
                           sluice_strerror(err));

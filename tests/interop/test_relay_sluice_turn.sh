@@ -5,7 +5,8 @@
 # long-term/TURN REST x channel/permission, a wrong password, metrics, drain
 # mode (an allocation in use goes on; new ones are redirected with 300 to a
 # second relay, over UDP, TCP and TLS with ALTERNATE-DOMAIN; 508 without an
-# alternate), and a clean exit 0 on SIGTERM (leaks fail ASan builds).
+# alternate), a start-up error for a bad TLS key, and a clean exit 0 on
+# SIGTERM (leaks fail ASan builds).
 # Usage: test_relay_sluice_turn.sh PATH/TO/sluice-relay PATH/TO/sluice-turn
 set -euo pipefail
 
@@ -256,6 +257,20 @@ if [ "$rc" -eq 3 ] && grep -Eq '^error 508( |$)' "$err"; then
     results+=("ok   drain mode without alternate -> 508")
 else
     fail_case "drain mode without alternate -> 508" "exit $rc"
+fi
+
+# A key that does not match the certificate: a clear error at start-up and
+# exit 1 (the TLS context is made once, before any listener opens).
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/other-key.pem" \
+    2>"$work/openssl.err" || { cat "$work/openssl.err"; exit 1; }
+cmd=("$relay" "${common[@]}" --tls-key "$work/other-key.pem" --port "$PORT2" --metrics-listen off)
+rc=0
+timeout -k 2 10 "${cmd[@]}" >"$out" 2>"$err" </dev/null || rc=$?
+if [ "$rc" -eq 1 ] && grep -q 'msg="cannot use the TLS certificate or key"' "$err"; then
+    passes=$((passes + 1))
+    results+=("ok   mismatched TLS key -> start-up error, exit 1")
+else
+    fail_case "mismatched TLS key -> start-up error" "exit $rc"
 fi
 
 relay_stop RELAY

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for the sans-IO TLS endpoint (src/common/tls.c): a client and a
- * server joined in memory, with certificates made at run time. */
+ * server joined in memory, with certificates made at run time; the shared
+ * server context. */
 #include <stdbool.h>
 #include <unistd.h>
 
@@ -706,6 +707,98 @@ static void test_bad_config(void)
     sluice_tls_free(NULL);
 }
 
+/* One server context (certificate and key read once) serves two sessions
+ * at once; the context can be freed while its sessions go on. */
+static void test_shared_server_ctx(void)
+{
+    sluice_tls_config cfg;
+    sluice_tls_server_ctx *ctx;
+    sluice_tls *s[2] = {NULL, NULL}, *c[2] = {NULL, NULL};
+    sink cs[2] = {{0}}, ss[2] = {{0}};
+    wire w = {0};
+    int err = 1;
+
+    sluice_tls_config_init(&cfg);
+    cfg.server = true;
+    cfg.cert_file = cert_path;
+    cfg.key_file = key_path;
+    ctx = sluice_tls_server_ctx_new(&cfg, &err);
+    CHECK(ctx != NULL);
+    CHECK_EQ(err, 0);
+    if (!ctx)
+        return;
+    for (int i = 0; i < 2; i++) {
+        err = 1;
+        s[i] = sluice_tls_new_server(ctx, &err);
+        CHECK(s[i] != NULL);
+        CHECK_EQ(err, 0);
+        c[i] = new_client("localhost", cert_path, true, 0);
+    }
+    if (!s[0] || !s[1] || !c[0] || !c[1])
+        goto out;
+    /* interleaved handshakes, then the owner lets go of the context */
+    CHECK_EQ(sluice_tls_write(c[0], (const uint8_t *)"first", 5), 5);
+    CHECK_EQ(sluice_tls_write(c[1], (const uint8_t *)"second", 6), 6);
+    carry(c[0], s[0], &ss[0], &w);
+    carry(c[1], s[1], &ss[1], &w);
+    sluice_tls_server_ctx_free(ctx);
+    ctx = NULL;
+    for (int i = 0; i < 2; i++)
+        connect_pair(c[i], s[i], &cs[i], &ss[i]);
+    CHECK(sink_is(&ss[0], "first"));
+    CHECK(sink_is(&ss[1], "second"));
+    /* a session made from the context is a normal server */
+    uint8_t fp[32];
+    CHECK_EQ(sluice_tls_peer_fingerprint(c[1], fp), 32);
+    CHECK_MEM(fp, cert_sha256, 32);
+    cs[0].len = cs[1].len = 0;
+    CHECK_EQ(sluice_tls_write(s[0], (const uint8_t *)"to-0", 4), 4);
+    CHECK_EQ(sluice_tls_write(s[1], (const uint8_t *)"to-1", 4), 4);
+    for (int i = 0; i < 2; i++)
+        pump(c[i], s[i], &cs[i], &ss[i], &w, true);
+    CHECK(sink_is(&cs[0], "to-0"));
+    CHECK(sink_is(&cs[1], "to-1"));
+    CHECK_EQ(w.feed_err, 0);
+    CHECK_EQ(ERR_peek_error(), 0);
+out:
+    sluice_tls_server_ctx_free(ctx);
+    for (int i = 0; i < 2; i++) {
+        sluice_tls_free(c[i]);
+        sluice_tls_free(s[i]);
+    }
+}
+
+/* A bad certificate or key fails when the context is made: once, up front. */
+static void test_shared_server_ctx_errors(void)
+{
+    sluice_tls_config cfg;
+    int err = 0;
+
+    sluice_tls_config_init(&cfg);
+    cfg.server = true;
+    cfg.cert_file = cert_path;
+    cfg.key_file = other_key_path; /* does not match */
+    CHECK(sluice_tls_server_ctx_new(&cfg, &err) == NULL);
+    CHECK_EQ(err, SLUICE_ERR_CRYPTO);
+    cfg.key_file = bad_path; /* missing */
+    CHECK(sluice_tls_server_ctx_new(&cfg, &err) == NULL);
+    CHECK_EQ(err, SLUICE_ERR_CRYPTO);
+    cfg.cert_file = NULL;
+    cfg.key_file = NULL;
+    CHECK(sluice_tls_server_ctx_new(&cfg, &err) == NULL);
+    CHECK_EQ(err, SLUICE_ERR_INVALID);
+    cfg.server = false; /* only servers share a context */
+    cfg.cert_file = cert_path;
+    cfg.key_file = key_path;
+    CHECK(sluice_tls_server_ctx_new(&cfg, NULL) == NULL);
+    CHECK(sluice_tls_server_ctx_new(NULL, &err) == NULL);
+    CHECK_EQ(err, SLUICE_ERR_INVALID);
+    CHECK(sluice_tls_new_server(NULL, &err) == NULL);
+    CHECK_EQ(err, SLUICE_ERR_INVALID);
+    sluice_tls_server_ctx_free(NULL);
+    CHECK_EQ(ERR_peek_error(), 0);
+}
+
 int main(void)
 {
     if (!setup_files()) {
@@ -727,6 +820,8 @@ int main(void)
     RUN(test_close_before_established);
     RUN(test_garbage);
     RUN(test_bad_config);
+    RUN(test_shared_server_ctx);
+    RUN(test_shared_server_ctx_errors);
     remove_files();
     return TEST_DONE();
 }
