@@ -234,3 +234,29 @@ sluice_turnserver_stop() {
         printf -v "$v" '%s' ''
     fi
 }
+
+# sluice_turnserver_start_user WORKDIR USER PASSWORD [turnserver args...]
+# Like sluice_turnserver_start (UDP on 127.0.0.1, relays on 127.0.0.1) with
+# the long-term credential mechanism, one static user in realm sluice.test
+# and loopback peers allowed, for ICE tests whose agents all live on
+# 127.0.0.1. Sets TURNSERVER_PID, TURNSERVER_PORT and TURNSERVER_LOG; the
+# caller must call sluice_turnserver_stop (from a trap).
+sluice_turnserver_start_user() {
+    local work=$1 user=$2 pass=$3 attempt
+    shift 3
+    TURNSERVER_LOG="$work/turnserver.log"
+    for attempt in 1 2 3; do
+        # sluice_free_ports: P and P+1 (the RFC 5780 alternate port) free.
+        TURNSERVER_PORT=$(sluice_free_ports 1) || return 1
+        sluice_turnserver_spawn TURNSERVER "$work" \
+            "UDP listener opened on: 127.0.0.1:$TURNSERVER_PORT" -- \
+            --no-tls --no-dtls --no-tcp --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 \
+            --listening-port "$TURNSERVER_PORT" --lt-cred-mech --user "$user:$pass" \
+            --realm sluice.test --allow-loopback-peers "$@" && return 0
+        sluice_log "turnserver did not come up on port $TURNSERVER_PORT (attempt $attempt)"
+        sluice_turnserver_stop TURNSERVER
+    done
+    printf 'turnserver did not open its UDP listener; its log:\n' >&2
+    sed 's/^/  | /' "$TURNSERVER_LOG" >&2
+    return 1
+}

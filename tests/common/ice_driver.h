@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: MIT */
+/* A small real-socket driver for one sluice ICE agent, for interop tests and
+ * benchmarks: UDP sockets on loopback as bases, a ppoll() loop on
+ * CLOCK_MONOTONIC, transmits sent from the base the agent names, events and
+ * media handed to callbacks. Header-only; every wait has a deadline. */
+#ifndef SLUICE_TEST_ICE_DRIVER_H
+#define SLUICE_TEST_ICE_DRIVER_H
+
+#include "sluice/ice.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ICE_DRV_MAX_SOCKS 8
+#define ICE_DRV_MAX_POLL 64
+/* Datagrams read from one socket per round, so one busy socket cannot
+ * starve the others or the timers. */
+#define ICE_DRV_RX_BURST 64
+
+typedef struct ice_driver ice_driver;
+typedef void (*ice_drv_event_fn)(void *ctx, ice_driver *d, const sluice_ice_event *ev);
+typedef void (*ice_drv_media_fn)(void *ctx, ice_driver *d, const sluice_ice_media *m);
+
+struct ice_drv_sock {
+    int fd;
+    sluice_addr addr; /* the bound address: the base */
+};
+
+struct ice_driver {
+    sluice_ice_agent *ag; /* borrowed: the caller frees it after the driver */
+    struct ice_drv_sock socks[ICE_DRV_MAX_SOCKS];
+    size_t n_socks;
+    ice_drv_event_fn on_event;
+    ice_drv_media_fn on_media;
+    void *ctx;
+    /* Counters for reports. */
+    uint64_t tx_datagrams, rx_datagrams, tx_errors, rx_unknown;
+    char last_error[128];
+    uint8_t buf[65536 + 4];
+};
+
+/* Monotonic microseconds: the agent's now_us. */
+static inline uint64_t ice_drv_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* A driver for agent ag. Returns NULL on allocation failure. */
+static inline ice_driver *ice_drv_new(sluice_ice_agent *ag, ice_drv_event_fn on_event,
+                                      ice_drv_media_fn on_media, void *ctx)
+{
+    ice_driver *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    d->ag = ag;
+    d->on_event = on_event;
+    d->on_media = on_media;
+    d->ctx = ctx;
+    return d;
+}
+
+static inline void ice_drv_free(ice_driver *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->n_socks; i++)
+        close(d->socks[i].fd);
+    free(d);
+}
+
+/* Bind a non-blocking UDP socket on ip ("127.0.0.1", "::1"), port 0 (the
+ * kernel picks), and add it to the agent as a base of stream/component.
+ * Returns 0, or -1 with d->last_error set. *bound (may be NULL) gets the
+ * address. */
+static inline int ice_drv_add_base(ice_driver *d, uint64_t now_us, int stream,
+                                   unsigned component, const char *ip, sluice_addr *bound)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    sluice_addr a;
+    int fd = -1, rc;
+    if (d->n_socks == ICE_DRV_MAX_SOCKS) {
+        snprintf(d->last_error, sizeof d->last_error, "too many sockets");
+        return -1;
+    }
+    if (sluice_addr_parse(&a, ip, 0) != 0 || (rc = sluice_addr_to_sockaddr(&a, &ss, sizeof ss)) < 0) {
+        snprintf(d->last_error, sizeof d->last_error, "bad address %s", ip);
+        return -1;
+    }
+    fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&ss, (socklen_t)rc) != 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &sl) != 0 ||
+        sluice_addr_from_sockaddr(&a, &ss, sl) != 0) {
+        snprintf(d->last_error, sizeof d->last_error, "socket/bind %s: %s", ip, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    rc = sluice_ice_agent_add_base(d->ag, now_us, stream, component, &a);
+    if (rc != 0) {
+        snprintf(d->last_error, sizeof d->last_error, "add_base: %s", sluice_strerror(rc));
+        close(fd);
+        return -1;
+    }
+    d->socks[d->n_socks].fd = fd;
+    d->socks[d->n_socks].addr = a;
+    d->n_socks++;
+    if (bound)
+        *bound = a;
+    return 0;
+}
+
+static inline struct ice_drv_sock *ice_drv_sock_for(ice_driver *d, const sluice_addr *base)
+{
+    for (size_t i = 0; i < d->n_socks; i++)
+        if (sluice_addr_equal(&d->socks[i].addr, base))
+            return &d->socks[i];
+    return NULL;
+}
+
+/* Send one datagram from base to dst. Returns 0 or -1 (counted). */
+static inline int ice_drv_sendto(ice_driver *d, const sluice_addr *base, const sluice_addr *dst,
+                                 const uint8_t *data, size_t len)
+{
+    struct ice_drv_sock *s = ice_drv_sock_for(d, base);
+    struct sockaddr_storage ss;
+    int sl = sluice_addr_to_sockaddr(dst, &ss, sizeof ss);
+    if (!s || sl < 0 || sendto(s->fd, data, len, 0, (struct sockaddr *)&ss, (socklen_t)sl) < 0) {
+        d->tx_errors++;
+        snprintf(d->last_error, sizeof d->last_error, "sendto: %s",
+                 !s ? "no socket for the base" : sl < 0 ? "bad destination" : strerror(errno));
+        return -1;
+    }
+    d->tx_datagrams++;
+    return 0;
+}
+
+/* Run due timers, send every pending transmit, hand out every event. */
+static inline void ice_drv_flush(ice_driver *d)
+{
+    uint64_t now = ice_drv_now_us();
+    sluice_transmit meta;
+    sluice_ice_event ev;
+    int n;
+    if (sluice_ice_agent_next_timeout(d->ag) <= now)
+        sluice_ice_agent_handle_timeout(d->ag, now);
+    while ((n = sluice_ice_agent_poll_transmit(d->ag, now, d->buf, sizeof d->buf, &meta)) > 0)
+        ice_drv_sendto(d, &meta.source, &meta.destination, d->buf, (size_t)n);
+    while (sluice_ice_agent_poll_event(d->ag, &ev))
+        if (d->on_event)
+            d->on_event(d->ctx, d, &ev);
+}
+
+/* Application data on the component's selected pair: framing NONE is sent
+ * as is from route.base to route.destination, CHANNEL with the 4-byte
+ * ChannelData header (RFC 8656 §12.4) written in front, SEND through
+ * sluice_ice_agent_send(). Returns 0, or -1 (no route, send error). */
+static inline int ice_drv_send(ice_driver *d, int stream, unsigned component,
+                               const uint8_t *data, size_t len)
+{
+    sluice_ice_route r;
+    uint64_t now = ice_drv_now_us();
+    int rc = sluice_ice_agent_route(d->ag, stream, component, &r);
+    if (rc != 0) {
+        snprintf(d->last_error, sizeof d->last_error, "route: %s", sluice_strerror(rc));
+        return -1;
+    }
+    if (len > sizeof d->buf - 4)
+        return -1;
+    if (r.framing == SLUICE_ICE_FRAMING_NONE) {
+        rc = ice_drv_sendto(d, &r.base, &r.destination, data, len);
+    } else if (r.framing == SLUICE_ICE_FRAMING_CHANNEL) {
+        d->buf[0] = (uint8_t)(r.channel >> 8);
+        d->buf[1] = (uint8_t)r.channel;
+        d->buf[2] = (uint8_t)(len >> 8);
+        d->buf[3] = (uint8_t)len;
+        memcpy(d->buf + 4, data, len);
+        rc = ice_drv_sendto(d, &r.base, &r.destination, d->buf, len + 4);
+    } else {
+        sluice_transmit meta;
+        int n = sluice_ice_agent_send(d->ag, now, stream, component, data, len, d->buf,
+                                      sizeof d->buf, &meta);
+        if (n < 0) {
+            snprintf(d->last_error, sizeof d->last_error, "agent_send: %s", sluice_strerror(n));
+            return -1;
+        }
+        /* sluice_ice_agent_send() counts the datagram itself. */
+        return ice_drv_sendto(d, &meta.source, &meta.destination, d->buf, (size_t)n);
+    }
+    if (rc == 0)
+        sluice_ice_agent_count_sent(d->ag, now, stream, component, 1, len);
+    return rc;
+}
+
+/* Read what is waiting on one socket (at most a burst) into the agent. */
+static inline void ice_drv_read(ice_driver *d, struct ice_drv_sock *s)
+{
+    for (int i = 0; i < ICE_DRV_RX_BURST; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        sluice_addr from;
+        sluice_ice_media m;
+        ssize_t n = recvfrom(s->fd, d->buf, sizeof d->buf, 0, (struct sockaddr *)&ss, &sl);
+        if (n < 0)
+            return; /* EAGAIN, or an ICMP error reported on the socket */
+        if (sluice_addr_from_sockaddr(&from, &ss, sl) != 0) {
+            d->rx_unknown++;
+            continue;
+        }
+        d->rx_datagrams++;
+        int rc = sluice_ice_agent_handle_datagram(d->ag, ice_drv_now_us(), &s->addr, &from, d->buf,
+                                                  (size_t)n, &m);
+        if (rc == 1 && d->on_media)
+            d->on_media(d->ctx, d, &m);
+    }
+}
+
+/* One round: flush, then wait in ppoll() over the driver's sockets and the
+ * caller's extra fds until a socket or an extra fd is ready, the agent's
+ * next timeout, deadline_us, or extra_timeout_us from now (SLUICE_NEVER:
+ * none), whichever is first; read the sockets; flush again. Extra fds keep
+ * their revents for the caller (a GPollFD array from g_main_context_query
+ * works as is: it has struct pollfd's layout). Returns the number of extra
+ * fds ready, or -1 when ppoll fails. */
+static inline int ice_drv_poll(ice_driver *d, uint64_t deadline_us, struct pollfd *extra,
+                               size_t n_extra, uint64_t extra_timeout_us)
+{
+    struct pollfd pfd[ICE_DRV_MAX_POLL];
+    size_t n = 0, i;
+    ice_drv_flush(d);
+    for (i = 0; i < d->n_socks; i++)
+        pfd[n++] = (struct pollfd){.fd = d->socks[i].fd, .events = POLLIN};
+    for (i = 0; i < n_extra && n < ICE_DRV_MAX_POLL; i++, n++) {
+        pfd[n] = extra[i];
+        pfd[n].revents = 0;
+    }
+    uint64_t now = ice_drv_now_us();
+    uint64_t until = sluice_ice_agent_next_timeout(d->ag);
+    if (deadline_us < until)
+        until = deadline_us;
+    if (extra_timeout_us != SLUICE_NEVER && now + extra_timeout_us < until)
+        until = now + extra_timeout_us;
+    uint64_t wait = until > now ? until - now : 0;
+    struct timespec ts = {.tv_sec = (time_t)(wait / 1000000u),
+                          .tv_nsec = (long)(wait % 1000000u) * 1000};
+    int rc = ppoll(pfd, (nfds_t)n, &ts, NULL);
+    if (rc < 0 && errno != EINTR) {
+        snprintf(d->last_error, sizeof d->last_error, "ppoll: %s", strerror(errno));
+        return -1;
+    }
+    int ready = 0;
+    for (i = 0; i < n; i++) {
+        if (i < d->n_socks) {
+            if (rc > 0 && (pfd[i].revents & (POLLIN | POLLERR)))
+                ice_drv_read(d, &d->socks[i]);
+        } else {
+            extra[i - d->n_socks].revents = rc > 0 ? pfd[i].revents : 0;
+            ready += extra[i - d->n_socks].revents != 0;
+        }
+    }
+    ice_drv_flush(d);
+    return ready;
+}
+
+/* Run rounds until done(ctx) or deadline_us. Returns done(ctx). */
+static inline bool ice_drv_run_until(ice_driver *d, uint64_t deadline_us, bool (*done)(void *),
+                                     void *ctx)
+{
+    while (!done(ctx)) {
+        if (ice_drv_now_us() >= deadline_us || ice_drv_poll(d, deadline_us, NULL, 0, SLUICE_NEVER) < 0)
+            return done(ctx);
+    }
+    return true;
+}
+
+#endif
