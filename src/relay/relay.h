@@ -21,6 +21,8 @@
 #define RELAY_TX_SLOT (RELAY_SLOT + 64)
 /* Per-connection output bound (ciphertext or plain frames). */
 #define RELAY_CONN_OUT 32768
+/* Room for one IP_PKTINFO or IPV6_PKTINFO control message. */
+#define RELAY_PKTINFO_SPACE CMSG_SPACE(sizeof(struct in6_pktinfo))
 
 /* Daemon-side counters of one worker (the core has its own). */
 struct relay_counters {
@@ -64,6 +66,9 @@ struct relay_listener {
     int fd;
     sluice_addr local;
     sluice_transport transport;
+    /* 0.0.0.0 or ::. A UDP one learns each datagram's local address from
+     * IP_PKTINFO/IPV6_PKTINFO and answers from it. */
+    bool wildcard;
 };
 
 struct relay_conn {
@@ -86,6 +91,7 @@ struct relay_txq {
     struct mmsghdr msgs[RELAY_BATCH];
     struct iovec iov[RELAY_BATCH];
     struct sockaddr_storage dst[RELAY_BATCH];
+    uint8_t ctrl[RELAY_BATCH][RELAY_PKTINFO_SPACE]; /* source address on a wildcard socket */
 };
 
 struct relay_worker {
@@ -110,6 +116,7 @@ struct relay_worker {
     struct mmsghdr rx_msgs[RELAY_BATCH];
     struct iovec rx_iov[RELAY_BATCH];
     struct sockaddr_storage rx_from[RELAY_BATCH];
+    uint8_t rx_ctrl[RELAY_BATCH][RELAY_PKTINFO_SPACE];
     uint8_t rx_buf[RELAY_BATCH][RELAY_SLOT];
     struct relay_txq to_peer, to_client;
     uint8_t to_client_buf[RELAY_BATCH][RELAY_TX_SLOT];

@@ -220,6 +220,13 @@ void relay_conn_accept(struct relay_worker *w, struct relay_listener *l)
         c->used = true;
         c->fd = fd;
         c->local = l->local;
+        if (l->wildcard) {
+            /* the address the client connected to */
+            struct sockaddr_storage ls;
+            socklen_t ll = sizeof ls;
+            if (getsockname(fd, (struct sockaddr *)&ls, &ll) == 0)
+                (void)sluice_addr_from_sockaddr(&c->local, &ls, ll);
+        }
         c->tls_mode = l->transport == SLUICE_TRANSPORT_TLS;
         w->cnt.connections++;
         w->cnt.connections_total++;

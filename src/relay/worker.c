@@ -71,7 +71,20 @@ static int add_listener(struct relay_worker *w, const sluice_addr *ip, uint16_t 
     l->local = *ip;
     l->local.port = port;
     l->transport = tr;
+    l->wildcard = (sluice_addr_classify(&l->local, NULL) & SLUICE_ADDR_UNSPECIFIED) != 0;
     l->fd = open_socket(&l->local, tr == SLUICE_TRANSPORT_UDP ? SOCK_DGRAM : SOCK_STREAM, true);
+    if (l->fd >= 0 && l->wildcard && tr == SLUICE_TRANSPORT_UDP) {
+        /* RFC 3542 §6.1 (IPv6), ip(7) (IPv4): each datagram's local address */
+        int one = 1;
+        int r = l->local.family == SLUICE_AF_INET
+                    ? setsockopt(l->fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one)
+                    : setsockopt(l->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one);
+        if (r < 0) {
+            r = -errno;
+            close(l->fd);
+            l->fd = r;
+        }
+    }
     if (l->fd < 0) {
         relay_log(SLUICE_LOG_ERROR, "cannot open listener", "proto=%s addr=%s error=\"%s\"",
                   names[tr], relay_addr_str(&l->local, as), strerror(-l->fd));
@@ -89,13 +102,72 @@ static int add_listener(struct relay_worker *w, const sluice_addr *ip, uint16_t 
     return 0;
 }
 
-static int listener_fd(struct relay_worker *w, const sluice_addr *local)
+/* The UDP listener a client reached at local: the one bound to it, else
+ * the wildcard listener of its family and port. */
+static struct relay_listener *udp_listener(struct relay_worker *w, const sluice_addr *local)
 {
-    for (size_t i = 0; i < w->n_listeners; i++)
-        if (w->listeners[i].transport == SLUICE_TRANSPORT_UDP &&
-            sluice_addr_equal(&w->listeners[i].local, local))
-            return w->listeners[i].fd;
-    return -1;
+    struct relay_listener *any = NULL;
+    for (size_t i = 0; i < w->n_listeners; i++) {
+        struct relay_listener *l = &w->listeners[i];
+        if (l->transport != SLUICE_TRANSPORT_UDP)
+            continue;
+        if (sluice_addr_equal(&l->local, local))
+            return l;
+        if (l->wildcard && l->local.family == local->family && l->local.port == local->port)
+            any = l;
+    }
+    return any;
+}
+
+/* The local address a datagram on a wildcard listener was sent to. */
+static bool get_pktinfo(struct msghdr *h, uint16_t port, sluice_addr *local)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+            struct in_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(c), sizeof pi);
+            sluice_addr_set_ipv4(local, (const uint8_t *)&pi.ipi_addr, port);
+            return true;
+        }
+        if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+            struct in6_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(c), sizeof pi);
+            sluice_addr_set_ipv6(local, pi.ipi6_addr.s6_addr, port);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Ask for src as the source address of a datagram sent on a wildcard
+ * socket (IP_PKTINFO ipi_spec_dst, IPV6_PKTINFO ipi6_addr; interface 0:
+ * the routing table picks it). */
+static void put_pktinfo(uint8_t ctrl[RELAY_PKTINFO_SPACE], struct msghdr *h,
+                        const sluice_addr *src)
+{
+    memset(ctrl, 0, RELAY_PKTINFO_SPACE);
+    h->msg_control = ctrl;
+    h->msg_controllen = RELAY_PKTINFO_SPACE;
+    struct cmsghdr *c = CMSG_FIRSTHDR(h);
+    if (src->family == SLUICE_AF_INET) {
+        struct in_pktinfo pi;
+        memset(&pi, 0, sizeof pi);
+        memcpy(&pi.ipi_spec_dst, src->ip, 4);
+        c->cmsg_level = IPPROTO_IP;
+        c->cmsg_type = IP_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof pi);
+        memcpy(CMSG_DATA(c), &pi, sizeof pi);
+        h->msg_controllen = CMSG_SPACE(sizeof pi);
+    } else {
+        struct in6_pktinfo pi;
+        memset(&pi, 0, sizeof pi);
+        memcpy(&pi.ipi6_addr, src->ip, 16);
+        c->cmsg_level = IPPROTO_IPV6;
+        c->cmsg_type = IPV6_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof pi);
+        memcpy(CMSG_DATA(c), &pi, sizeof pi);
+        h->msg_controllen = CMSG_SPACE(sizeof pi);
+    }
 }
 
 static int *relay_slot(struct relay_worker *w, const sluice_addr *relay)
@@ -174,8 +246,9 @@ static void txq_flush(struct relay_worker *w, struct relay_txq *q)
     q->n = 0;
 }
 
+/* src: the source address to ask for (wildcard sockets), else NULL. */
 static void txq_set(struct relay_txq *q, unsigned i, const sluice_addr *dst, const uint8_t *data,
-                    size_t len)
+                    size_t len, const sluice_addr *src)
 {
     int sl = sluice_addr_to_sockaddr(dst, &q->dst[i], sizeof q->dst[i]);
     q->iov[i].iov_base = (void *)data;
@@ -185,6 +258,8 @@ static void txq_set(struct relay_txq *q, unsigned i, const sluice_addr *dst, con
     q->msgs[i].msg_hdr.msg_namelen = sl > 0 ? (socklen_t)sl : 0;
     q->msgs[i].msg_hdr.msg_iov = &q->iov[i];
     q->msgs[i].msg_hdr.msg_iovlen = 1;
+    if (src)
+        put_pktinfo(q->ctrl[i], &q->msgs[i].msg_hdr, src);
 }
 
 /* Client data toward a peer: a view into the receive batch, no copy. */
@@ -195,25 +270,28 @@ static void to_peer_add(struct relay_worker *w, int fd, const sluice_addr *peer,
     if (q->n > 0 && (q->fd != fd || q->n == RELAY_BATCH))
         txq_flush(w, q);
     q->fd = fd;
-    txq_set(q, q->n++, peer, data, len);
+    txq_set(q, q->n++, peer, data, len, NULL);
 }
 
 /* Peer data toward a UDP client, already written in to_client_buf[q->n]. */
-static void to_client_commit(struct relay_worker *w, int fd, const sluice_addr *client, size_t len)
+static void to_client_commit(struct relay_worker *w, const struct relay_listener *l,
+                             const sluice_turn_server_flow *flow, size_t len)
 {
     struct relay_txq *q = &w->to_client;
-    if (q->n > 0 && q->fd != fd) {
+    if (q->n > 0 && q->fd != l->fd) {
         unsigned at = q->n;
         txq_flush(w, q);
         memmove(w->to_client_buf[0], w->to_client_buf[at], len);
     }
-    q->fd = fd;
-    txq_set(q, q->n, client, w->to_client_buf[q->n], len);
+    q->fd = l->fd;
+    txq_set(q, q->n, &flow->client, w->to_client_buf[q->n], len,
+            l->wildcard ? &flow->local : NULL);
     if (++q->n == RELAY_BATCH)
         txq_flush(w, q);
 }
 
-static void rx_prepare(struct relay_worker *w)
+/* pktinfo: room for each datagram's local address (wildcard listeners). */
+static void rx_prepare(struct relay_worker *w, bool pktinfo)
 {
     for (unsigned i = 0; i < RELAY_BATCH; i++) {
         w->rx_iov[i].iov_base = w->rx_buf[i];
@@ -223,6 +301,10 @@ static void rx_prepare(struct relay_worker *w)
         w->rx_msgs[i].msg_hdr.msg_namelen = sizeof w->rx_from[i];
         w->rx_msgs[i].msg_hdr.msg_iov = &w->rx_iov[i];
         w->rx_msgs[i].msg_hdr.msg_iovlen = 1;
+        if (pktinfo) {
+            w->rx_msgs[i].msg_hdr.msg_control = w->rx_ctrl[i];
+            w->rx_msgs[i].msg_hdr.msg_controllen = sizeof w->rx_ctrl[i];
+        }
     }
 }
 
@@ -236,11 +318,20 @@ static void send_to_client(struct relay_worker *w, const sluice_turn_server_flow
         relay_conn_send(w, flow->conn_id, data, len);
         return;
     }
-    int fd = listener_fd(w, &flow->local);
+    struct relay_listener *l = udp_listener(w, &flow->local);
     struct sockaddr_storage ss;
+    uint8_t ctrl[RELAY_PKTINFO_SPACE];
+    struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+    struct msghdr h = {.msg_name = &ss, .msg_iov = &iov, .msg_iovlen = 1};
     int sl = sluice_addr_to_sockaddr(&flow->client, &ss, sizeof ss);
-    if (fd < 0 || sl < 0 ||
-        sendto(fd, data, len, MSG_DONTWAIT, (struct sockaddr *)&ss, (socklen_t)sl) < 0)
+    if (!l || sl < 0) {
+        w->cnt.dropped_send++;
+        return;
+    }
+    h.msg_namelen = (socklen_t)sl;
+    if (l->wildcard)
+        put_pktinfo(ctrl, &h, &flow->local); /* answer from where the client sent */
+    if (sendmsg(l->fd, &h, MSG_DONTWAIT) < 0)
         w->cnt.dropped_send++;
 }
 
@@ -303,7 +394,7 @@ static void on_udp_listener(struct relay_worker *w, struct relay_listener *l)
 
     relay_sync_drain(w);
     for (int round = 0; round < 8; round++) {
-        rx_prepare(w);
+        rx_prepare(w, l->wildcard);
         int n = recvmmsg(l->fd, w->rx_msgs, RELAY_BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0)
             break;
@@ -316,6 +407,8 @@ static void on_udp_listener(struct relay_worker *w, struct relay_listener *l)
             }
             if (sluice_addr_from_sockaddr(&flow.client, &w->rx_from[i], h->msg_namelen) < 0)
                 continue;
+            if (!l->wildcard || !get_pktinfo(h, l->local.port, &flow.local))
+                flow.local = l->local;
             const uint8_t *data = w->rx_buf[i];
             size_t len = w->rx_msgs[i].msg_len;
             if (sluice_turn_server_handle_client(w->core, w->now_us, &flow, data, len, &out,
@@ -347,7 +440,7 @@ static void on_relay(struct relay_worker *w, uint8_t family, uint16_t port)
     sluice_addr peer;
 
     for (int round = 0; round < 8; round++) {
-        rx_prepare(w);
+        rx_prepare(w, false);
         int n = recvmmsg(fd, w->rx_msgs, RELAY_BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0)
             break;
@@ -366,12 +459,12 @@ static void on_relay(struct relay_worker *w, uint8_t family, uint16_t port)
             if (r <= 0)
                 continue;
             if (out.flow.transport == SLUICE_TRANSPORT_UDP) {
-                int lfd = listener_fd(w, &out.flow.local);
-                if (lfd < 0) {
+                const struct relay_listener *l = udp_listener(w, &out.flow.local);
+                if (!l) {
                     w->cnt.dropped_send++;
                     continue;
                 }
-                to_client_commit(w, lfd, &out.flow.client, (size_t)r);
+                to_client_commit(w, l, &out.flow, (size_t)r);
             } else {
                 relay_conn_send(w, out.flow.conn_id, buf, (size_t)r);
             }
