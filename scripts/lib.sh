@@ -8,7 +8,7 @@
 # Everything the build, the tests and the interop peers need on Debian 12.
 # shellcheck disable=SC2034 # used by the scripts that source this file
 SLUICE_PACKAGES=(meson ninja-build pkg-config clang libclang-rt-14-dev libssl-dev
-    libnice-dev coturn tshark python3 openssl python3-aioice)
+    libnice-dev coturn tshark python3 openssl python3-aioice iptables)
 
 sluice_log() { printf '==> %s\n' "$*" >&2; }
 sluice_die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -69,17 +69,20 @@ relay_cleanup() {
 }
 
 # relay_peer_start WORKDIR PORT IP...: turnutils_peer echoing on every IP;
-# returns once each answers. Sets PEER_PID.
+# returns once each answers. Sets PEER_PID. With RELAY_PEER_NETNS set, the
+# peer runs (and is checked) inside that network namespace.
 relay_peer_start() {
     local work=$1 port=$2 ip
     shift 2
-    local -a args=()
+    local -a args=() in_ns=()
+    [ -n "${RELAY_PEER_NETNS:-}" ] && in_ns=(ip netns exec "$RELAY_PEER_NETNS")
     for ip in "$@"; do
         args+=(-L "$ip")
     done
-    turnutils_peer -p "$port" "${args[@]}" >"$work/peer.log" 2>&1 </dev/null &
+    # `ip netns exec` execs the command: PEER_PID is turnutils_peer itself.
+    "${in_ns[@]}" turnutils_peer -p "$port" "${args[@]}" >"$work/peer.log" 2>&1 </dev/null &
     PEER_PID=$!
-    /usr/bin/python3 - "$port" "$@" <<'PY'
+    "${in_ns[@]}" /usr/bin/python3 - "$port" "$@" <<'PY'
 import socket, sys, time
 port = int(sys.argv[1])
 for ip in sys.argv[2:]:
