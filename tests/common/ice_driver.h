@@ -45,6 +45,9 @@ struct ice_driver {
     /* Counters for reports. */
     uint64_t tx_datagrams, rx_datagrams, tx_errors, rx_unknown;
     char last_error[128];
+    /* ICE_DRV_TRACE=1 in the environment: every datagram on stderr. */
+    bool trace;
+    uint64_t t_start;
     uint8_t buf[65536 + 4];
 };
 
@@ -67,7 +70,28 @@ static inline ice_driver *ice_drv_new(sluice_ice_agent *ag, ice_drv_event_fn on_
     d->on_event = on_event;
     d->on_media = on_media;
     d->ctx = ctx;
+    d->trace = getenv("ICE_DRV_TRACE") && strcmp(getenv("ICE_DRV_TRACE"), "0") != 0;
+    d->t_start = ice_drv_now_us();
     return d;
+}
+
+/* One trace line: time since the driver started, direction, addresses,
+ * length and, for STUN (RFC 7983: first byte 0-3), the message type. */
+static inline void ice_drv_trace(const ice_driver *d, const char *dir, const sluice_addr *local,
+                                 const sluice_addr *remote, const uint8_t *data, size_t len)
+{
+    char l[SLUICE_ADDR_STRLEN], r[SLUICE_ADDR_STRLEN], what[32] = "";
+    if (!d->trace)
+        return;
+    sluice_addr_format(local, true, l, sizeof l);
+    sluice_addr_format(remote, true, r, sizeof r);
+    if (len >= 20 && data[0] < 4)
+        snprintf(what, sizeof what, " stun 0x%04x", (unsigned)(data[0] << 8 | data[1]));
+    else if (len >= 4 && data[0] >= 64 && data[0] < 80)
+        snprintf(what, sizeof what, " channel 0x%04x", (unsigned)(data[0] << 8 | data[1]));
+    fprintf(stderr, "# drv %9.3f ms %s %s %s %s %zu bytes%s\n",
+            (double)(ice_drv_now_us() - d->t_start) / 1000.0, dir, l, dir[0] == 't' ? "->" : "<-",
+            r, len, what);
 }
 
 static inline void ice_drv_free(ice_driver *d)
@@ -143,6 +167,7 @@ static inline int ice_drv_sendto(ice_driver *d, const sluice_addr *base, const s
         return -1;
     }
     d->tx_datagrams++;
+    ice_drv_trace(d, "tx", base, dst, data, len);
     return 0;
 }
 
@@ -219,6 +244,7 @@ static inline void ice_drv_read(ice_driver *d, struct ice_drv_sock *s)
             continue;
         }
         d->rx_datagrams++;
+        ice_drv_trace(d, "rx", &s->addr, &from, d->buf, (size_t)n);
         int rc = sluice_ice_agent_handle_datagram(d->ag, ice_drv_now_us(), &s->addr, &from, d->buf,
                                                   (size_t)n, &m);
         if (rc == 1 && d->on_media)
