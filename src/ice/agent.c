@@ -39,6 +39,59 @@ int ice_random(sluice_ice_agent *a, void *out, size_t len)
     return sluice_rng_fill(&a->cfg.rng, out, len);
 }
 
+/* Tables start small and double up to their configured maximum, so that an
+ * idle agent costs little (1,000 agents: docs/benchmarks.md); a table never
+ * grows past its maximum. *tab is a pointer to the table pointer. Returns 0
+ * when there is room for one more, SLUICE_ERR_FULL or SLUICE_ERR_NOMEM. */
+int ice_grow(sluice_ice_agent *a, void *tab, size_t *cap, size_t n, size_t max, size_t elem)
+{
+    void **t = tab;
+    size_t nc;
+    uint8_t *nt;
+    if (n < *cap)
+        return 0;
+    if (*cap >= max)
+        return SLUICE_ERR_FULL;
+    nc = *cap ? *cap * 2 : 4;
+    if (nc > max)
+        nc = max;
+    nt = sluice_xcalloc(&a->cfg.alloc, nc, elem);
+    if (!nt)
+        return SLUICE_ERR_NOMEM;
+    if (*cap)
+        memcpy(nt, *t, *cap * elem);
+    sluice_xfree(&a->cfg.alloc, *t);
+    *t = nt;
+    *cap = nc;
+    return 0;
+}
+
+/* The same for a ring buffer: entries are moved to the front in order. */
+int ice_ring_grow(sluice_ice_agent *a, void *ring, size_t *head, size_t *cap, size_t len,
+                  size_t max, size_t elem)
+{
+    uint8_t **r = ring;
+    size_t nc;
+    uint8_t *nr;
+    if (len < *cap)
+        return 0;
+    if (*cap >= max)
+        return SLUICE_ERR_FULL;
+    nc = *cap ? *cap * 2 : 4;
+    if (nc > max)
+        nc = max;
+    nr = sluice_xcalloc(&a->cfg.alloc, nc, elem);
+    if (!nr)
+        return SLUICE_ERR_NOMEM;
+    for (size_t i = 0; i < len; i++)
+        memcpy(nr + i * elem, *r + ((*head + i) % *cap) * elem, elem);
+    sluice_xfree(&a->cfg.alloc, *r);
+    *r = nr;
+    *head = 0;
+    *cap = nc;
+    return 0;
+}
+
 /* Random ice-chars (RFC 8839 §5.4). */
 static int random_chars(sluice_ice_agent *a, char *out, size_t n)
 {
@@ -78,11 +131,13 @@ void sluice_ice_agent_free(sluice_ice_agent *a)
         return;
     const sluice_allocator al = a->cfg.alloc;
     if (a->streams)
-        for (size_t i = 0; i < a->cfg.max_streams; i++)
-            if (a->streams[i].used)
-                stream_free_tables(a, &a->streams[i]);
+        for (size_t i = 0; i < a->cfg.max_streams; i++) {
+            if (a->streams[i])
+                stream_free_tables(a, a->streams[i]);
+            sluice_xfree(&al, a->streams[i]);
+        }
     if (a->turns)
-        for (size_t i = 0; i < a->max_turns; i++)
+        for (size_t i = 0; i < a->turns_cap; i++)
             sluice_turn_client_free(a->turns[i].tc);
     for (size_t i = 0; i < a->n_turn; i++) {
         sluice_xfree(&al, a->turn_user[i]);
@@ -128,16 +183,13 @@ sluice_ice_agent *sluice_ice_agent_new(const sluice_ice_config *cfg, int *err)
     a->cfg = *cfg;
     a->cfg.software = NULL;
     a->controlling = cfg->controlling;
-    a->max_turns = cfg->max_streams * cfg->max_components * cfg->max_bases;
+    a->max_turns = cfg->max_streams * cfg->max_components * cfg->max_bases * ICE_MAX_SERVERS;
     if (a->max_turns > 1024)
         a->max_turns = 1024;
     a->streams = sluice_xcalloc(&cfg->alloc, cfg->max_streams, sizeof *a->streams);
-    a->resp = sluice_xcalloc(&cfg->alloc, ICE_RESP_SLOTS, sizeof *a->resp);
-    a->evq = sluice_xcalloc(&cfg->alloc, cfg->max_events, sizeof *a->evq);
-    a->turns = sluice_xcalloc(&cfg->alloc, a->max_turns, sizeof *a->turns);
     if (cfg->software)
         a->software = dup_str(&cfg->alloc, cfg->software);
-    if (!a->streams || !a->resp || !a->evq || !a->turns || (cfg->software && !a->software)) {
+    if (!a->streams || (cfg->software && !a->software)) {
         sluice_ice_agent_free(a);
         return NULL;
     }
@@ -156,11 +208,12 @@ sluice_ice_agent *sluice_ice_agent_new(const sluice_ice_config *cfg, int *err)
 
 void ice_emit(sluice_ice_agent *a, const sluice_ice_event *ev)
 {
-    if (a->ev_len == a->cfg.max_events) {
+    if (ice_ring_grow(a, &a->evq, &a->ev_head, &a->ev_cap, a->ev_len, a->cfg.max_events,
+                      sizeof *a->evq) < 0) {
         a->stats.events_dropped++;
         return;
     }
-    a->evq[(a->ev_head + a->ev_len) % a->cfg.max_events] = *ev;
+    a->evq[(a->ev_head + a->ev_len) % a->ev_cap] = *ev;
     a->ev_len++;
 }
 
@@ -169,7 +222,7 @@ bool sluice_ice_agent_poll_event(sluice_ice_agent *a, sluice_ice_event *ev)
     if (!a || !ev || a->ev_len == 0)
         return false;
     *ev = a->evq[a->ev_head];
-    a->ev_head = (a->ev_head + 1) % a->cfg.max_events;
+    a->ev_head = (a->ev_head + 1) % a->ev_cap;
     a->ev_len--;
     return true;
 }
@@ -205,9 +258,10 @@ const char *sluice_ice_state_name(sluice_ice_state s)
 
 struct stream *ice_stream(const sluice_ice_agent *a, int id)
 {
-    if (!a || id < 1 || (size_t)id > a->cfg.max_streams || !a->streams[id - 1].used)
+    if (!a || id < 1 || (size_t)id > a->cfg.max_streams || !a->streams[id - 1] ||
+        !a->streams[id - 1]->used)
         return NULL;
-    return &a->streams[id - 1];
+    return a->streams[id - 1];
 }
 
 static int new_local_credentials(sluice_ice_agent *a, struct stream *s)
@@ -230,8 +284,12 @@ int sluice_ice_agent_add_stream(sluice_ice_agent *a, unsigned n_components)
     if (!a || n_components < 1 || n_components > a->cfg.max_components)
         return SLUICE_ERR_INVALID;
     for (size_t i = 0; i < a->cfg.max_streams; i++) {
-        if (!a->streams[i].used) {
-            s = &a->streams[i];
+        if (!a->streams[i]) {
+            /* Streams are allocated as they are added (an idle agent of
+             * max_streams 4 pays for one). */
+            s = a->streams[i] = sluice_xcalloc(&a->cfg.alloc, 1, sizeof *s);
+            if (!s)
+                return SLUICE_ERR_NOMEM;
             s->id = (int)i + 1;
             break;
         }
@@ -245,16 +303,13 @@ int sluice_ice_agent_add_stream(sluice_ice_agent *a, unsigned n_components)
     if (s->max_local > 4096)
         s->max_local = 4096;
     s->max_gathers = nb * ICE_MAX_SERVERS;
+    /* Bases, the triggered queue and components now; candidates, pairs
+     * and gathering transactions grow with use up to their maximums. */
     s->bases = sluice_xcalloc(al, nb, sizeof *s->bases);
-    s->local = sluice_xcalloc(al, s->max_local, sizeof *s->local);
-    s->remote = sluice_xcalloc(al, a->cfg.max_remote_candidates, sizeof *s->remote);
-    s->pairs = sluice_xcalloc(al, a->cfg.max_pairs, sizeof *s->pairs);
     s->triggered = sluice_xcalloc(al, a->cfg.max_pairs, sizeof *s->triggered);
-    s->gathers = sluice_xcalloc(al, s->max_gathers, sizeof *s->gathers);
     s->comp = sluice_xcalloc(al, n_components, sizeof *s->comp);
     s->used = true; /* so that a failure below frees the tables */
-    if (!s->bases || !s->local || !s->remote || !s->pairs || !s->triggered || !s->gathers ||
-        !s->comp) {
+    if (!s->bases || !s->triggered || !s->comp) {
         rc = SLUICE_ERR_NOMEM;
         goto fail;
     }
@@ -269,7 +324,8 @@ int sluice_ice_agent_add_stream(sluice_ice_agent *a, unsigned n_components)
     return s->id;
 fail:
     stream_free_tables(a, s);
-    memset(s, 0, sizeof *s);
+    a->streams[s->id - 1] = NULL;
+    sluice_xfree(&a->cfg.alloc, s);
     return rc;
 }
 
@@ -411,22 +467,26 @@ int ice_add_local(sluice_ice_agent *a, struct stream *s, sluice_ice_cand_type ty
                   const sluice_addr *server, bool signal)
 {
     const struct base *b = &s->bases[base];
+    /* Copies first: addr or related may point into the table that grows. */
+    const sluice_addr at = *addr, rel = related ? *related : (sluice_addr){0};
     struct lcand *l;
+    int rc;
     for (size_t i = 0; i < s->n_local; i++) {
-        if (s->local[i].base == base && sluice_addr_equal(&s->local[i].c.addr, addr))
+        if (s->local[i].base == base && sluice_addr_equal(&s->local[i].c.addr, &at))
             return (int)i;
     }
-    if (s->n_local == s->max_local)
-        return SLUICE_ERR_FULL;
+    rc = ice_grow(a, &s->local, &s->cap_local, s->n_local, s->max_local, sizeof *s->local);
+    if (rc < 0)
+        return rc;
     l = &s->local[s->n_local];
     memset(l, 0, sizeof *l);
     l->c.component = b->component;
     l->c.transport = SLUICE_TRANSPORT_UDP;
     l->c.type = type;
-    l->c.addr = *addr;
+    l->c.addr = at;
     l->c.priority = sluice_ice_priority(type, b->local_pref, b->component);
     if (related && type != SLUICE_ICE_CAND_HOST)
-        l->c.related = *related;
+        l->c.related = rel;
     ice_foundation(l->c.foundation, type, &b->addr, server);
     l->base = base;
     l->turn = turn;
@@ -492,7 +552,9 @@ static void gather_base(sluice_ice_agent *a, uint64_t now, struct stream *s, int
     if (li >= 0 && !a->relay_only)
         ice_pairs_for_local(a, now, s, li);
     for (size_t k = 0; k < a->n_stun && !a->relay_only; k++) {
-        if (!server_family_ok(&b->addr, &a->stun_servers[k]) || s->n_gathers == s->max_gathers)
+        if (!server_family_ok(&b->addr, &a->stun_servers[k]) ||
+            ice_grow(a, &s->gathers, &s->cap_gathers, s->n_gathers, s->max_gathers,
+                     sizeof *s->gathers) < 0)
             continue;
         struct gather *g = &s->gathers[s->n_gathers++];
         memset(g, 0, sizeof *g);
@@ -506,11 +568,17 @@ static void gather_base(sluice_ice_agent *a, uint64_t now, struct stream *s, int
         int err;
         if (!server_family_ok(&b->addr, &ts->server))
             continue;
-        for (size_t i = 0; i < a->max_turns; i++) {
+        for (size_t i = 0; i < a->turns_cap; i++) {
             if (!a->turns[i].used) {
                 t = &a->turns[i];
                 break;
             }
+        }
+        if (!t && ice_grow(a, &a->turns, &a->turns_cap, a->turns_cap, a->max_turns,
+                           sizeof *a->turns) == 0) {
+            for (size_t i = 0; i < a->turns_cap && !t; i++)
+                if (!a->turns[i].used)
+                    t = &a->turns[i];
         }
         if (!t)
             break;
@@ -556,7 +624,7 @@ static void check_gathering_done(sluice_ice_agent *a, struct stream *s)
     for (size_t i = 0; i < s->n_gathers; i++)
         if (!s->gathers[i].done)
             return;
-    for (size_t i = 0; i < a->max_turns; i++)
+    for (size_t i = 0; i < a->turns_cap; i++)
         if (a->turns[i].used && a->turns[i].stream == s->id && !a->turns[i].done)
             return;
     s->gathering_done = true;
@@ -571,8 +639,8 @@ int sluice_ice_agent_gather(sluice_ice_agent *a, uint64_t now_us)
     if (!a)
         return SLUICE_ERR_INVALID;
     for (size_t i = 0; i < a->cfg.max_streams; i++) {
-        struct stream *s = &a->streams[i];
-        if (!s->used || s->gathering)
+        struct stream *s = a->streams[i];
+        if (!s || !s->used || s->gathering)
             continue;
         s->gathering = true;
         for (size_t b = 0; b < s->n_bases; b++)
@@ -609,7 +677,7 @@ void ice_gather_result(sluice_ice_agent *a, struct stream *s, struct gather *g,
 
 sluice_turn_client *ice_turn_of(sluice_ice_agent *a, int turn)
 {
-    if (turn < 0 || (size_t)turn >= a->max_turns || !a->turns[turn].used)
+    if (turn < 0 || (size_t)turn >= a->turns_cap || !a->turns[turn].used)
         return NULL;
     return a->turns[turn].tc;
 }
@@ -618,8 +686,8 @@ sluice_turn_client *ice_turn_of(sluice_ice_agent *a, int turn)
 static bool gather_tick(sluice_ice_agent *a, uint64_t now)
 {
     for (size_t i = 0; i < a->cfg.max_streams; i++) {
-        struct stream *s = &a->streams[i];
-        if (!s->used || !s->gathering)
+        struct stream *s = a->streams[i];
+        if (!s || !s->used || !s->gathering)
             continue;
         for (size_t k = 0; k < s->n_gathers; k++) {
             struct gather *g = &s->gathers[k];
@@ -631,7 +699,7 @@ static bool gather_tick(sluice_ice_agent *a, uint64_t now)
             return true;
         }
     }
-    for (size_t i = 0; i < a->max_turns; i++) {
+    for (size_t i = 0; i < a->turns_cap; i++) {
         struct turn_alloc *t = &a->turns[i];
         if (t->used && !t->started) {
             t->started = true;
@@ -645,14 +713,14 @@ static bool gather_tick(sluice_ice_agent *a, uint64_t now)
 static bool gather_pending(const sluice_ice_agent *a)
 {
     for (size_t i = 0; i < a->cfg.max_streams; i++) {
-        const struct stream *s = &a->streams[i];
-        if (!s->used || !s->gathering)
+        const struct stream *s = a->streams[i];
+        if (!s || !s->used || !s->gathering)
             continue;
         for (size_t k = 0; k < s->n_gathers; k++)
             if (!s->gathers[k].started)
                 return true;
     }
-    for (size_t i = 0; i < a->max_turns; i++)
+    for (size_t i = 0; i < a->turns_cap; i++)
         if (a->turns[i].used && !a->turns[i].started)
             return true;
     return false;
@@ -756,9 +824,11 @@ int sluice_ice_agent_add_remote_candidate(sluice_ice_agent *a, uint64_t now_us, 
             return 0;
         }
     }
-    if (s->n_remote == a->cfg.max_remote_candidates) {
+    int rc = ice_grow(a, &s->remote, &s->cap_remote, s->n_remote, a->cfg.max_remote_candidates,
+                      sizeof *s->remote);
+    if (rc < 0) {
         a->stats.remote_candidates_dropped++;
-        return SLUICE_ERR_FULL;
+        return rc;
     }
     s->remote[s->n_remote].c = *c;
     s->n_remote++;
@@ -829,8 +899,8 @@ int sluice_ice_agent_restart(sluice_ice_agent *a, uint64_t now_us, int stream)
 static int find_base(const sluice_ice_agent *a, const sluice_addr *local, struct stream **out)
 {
     for (size_t i = 0; i < a->cfg.max_streams; i++) {
-        struct stream *s = &a->streams[i];
-        if (!s->used)
+        struct stream *s = a->streams[i];
+        if (!s || !s->used)
             continue;
         for (size_t b = 0; b < s->n_bases; b++) {
             if (sluice_addr_equal(&s->bases[b].addr, local)) {
@@ -845,7 +915,7 @@ static int find_base(const sluice_ice_agent *a, const sluice_addr *local, struct
 static int find_turn(const sluice_ice_agent *a, const struct stream *s, int base,
                      const sluice_addr *from)
 {
-    for (size_t i = 0; i < a->max_turns; i++) {
+    for (size_t i = 0; i < a->turns_cap; i++) {
         const struct turn_alloc *t = &a->turns[i];
         if (t->used && t->stream == s->id && t->base == base) {
             sluice_addr srv;
@@ -927,7 +997,7 @@ void sluice_ice_agent_handle_timeout(sluice_ice_agent *a, uint64_t now_us)
 {
     if (!a)
         return;
-    for (size_t i = 0; i < a->max_turns; i++) {
+    for (size_t i = 0; i < a->turns_cap; i++) {
         if (!a->turns[i].used)
             continue;
         sluice_turn_client_handle_timeout(a->turns[i].tc, now_us);
@@ -943,8 +1013,8 @@ void sluice_ice_agent_handle_timeout(sluice_ice_agent *a, uint64_t now_us)
             a->next_tick_us = now_us + a->cfg.ta_us;
     }
     for (size_t i = 0; i < a->cfg.max_streams; i++)
-        if (a->streams[i].used)
-            ice_update_state(a, now_us, &a->streams[i]);
+        if (a->streams[i] && a->streams[i]->used)
+            ice_update_state(a, now_us, a->streams[i]);
 }
 
 uint64_t sluice_ice_agent_next_timeout(const sluice_ice_agent *a)
@@ -952,7 +1022,7 @@ uint64_t sluice_ice_agent_next_timeout(const sluice_ice_agent *a)
     uint64_t next = SLUICE_NEVER, t;
     if (!a)
         return next;
-    for (size_t i = 0; i < a->max_turns; i++) {
+    for (size_t i = 0; i < a->turns_cap; i++) {
         if (!a->turns[i].used)
             continue;
         t = sluice_turn_client_next_timeout(a->turns[i].tc);
@@ -996,7 +1066,7 @@ int sluice_ice_agent_poll_transmit(sluice_ice_agent *a, uint64_t now_us, uint8_t
             meta->transport = SLUICE_TRANSPORT_UDP;
             rc = r->len;
         }
-        a->resp_head = (a->resp_head + 1) % ICE_RESP_SLOTS;
+        a->resp_head = (a->resp_head + 1) % a->resp_cap;
         a->resp_len--;
         if (rc > 0)
             return rc;
@@ -1004,7 +1074,7 @@ int sluice_ice_agent_poll_transmit(sluice_ice_agent *a, uint64_t now_us, uint8_t
     rc = ice_poll_checks(a, now_us, buf, cap, meta);
     if (rc != 0)
         return rc;
-    for (size_t i = 0; i < a->max_turns; i++) {
+    for (size_t i = 0; i < a->turns_cap; i++) {
         struct turn_alloc *t = &a->turns[i];
         struct stream *s;
         if (!t->used || !(s = ice_stream(a, t->stream)))

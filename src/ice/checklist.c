@@ -37,8 +37,8 @@ static uint64_t pair_prio(const sluice_ice_agent *a, const struct stream *s, con
 void ice_recompute_priorities(sluice_ice_agent *a)
 {
     for (size_t i = 0; i < a->cfg.max_streams; i++) {
-        struct stream *s = &a->streams[i];
-        if (!s->used)
+        struct stream *s = a->streams[i];
+        if (!s || !s->used)
             continue;
         for (size_t p = 0; p < s->n_pairs; p++)
             s->pairs[p].priority = pair_prio(a, s, &s->pairs[p]);
@@ -58,8 +58,8 @@ static bool foundation_active(const sluice_ice_agent *a, const struct stream *s,
                               const struct pair *p)
 {
     for (size_t i = 0; i < a->cfg.max_streams; i++) {
-        const struct stream *o = &a->streams[i];
-        if (!o->used)
+        const struct stream *o = a->streams[i];
+        if (!o || !o->used)
             continue;
         for (size_t k = 0; k < o->n_pairs; k++) {
             const struct pair *q = &o->pairs[k];
@@ -102,7 +102,12 @@ int ice_add_pair(sluice_ice_agent *a, struct stream *s, int local, int remote)
     np.remote = remote;
     np.component = s->local[local].c.component;
     np.priority = pair_prio(a, s, &np);
-    if (s->n_pairs < a->cfg.max_pairs) {
+    int rc = ice_grow(a, &s->pairs, &s->cap_pairs, s->n_pairs, a->cfg.max_pairs, sizeof *s->pairs);
+    if (rc == SLUICE_ERR_NOMEM) {
+        a->stats.pairs_dropped++;
+        return rc;
+    }
+    if (rc == 0) {
         idx = (int)s->n_pairs++;
     } else {
         int victim = -1;
@@ -199,8 +204,8 @@ void ice_trigger(sluice_ice_agent *a, struct stream *s, int pair)
 static void unfreeze_foundation(sluice_ice_agent *a, const struct stream *s, const struct pair *p)
 {
     for (size_t i = 0; i < a->cfg.max_streams; i++) {
-        struct stream *o = &a->streams[i];
-        if (!o->used)
+        struct stream *o = a->streams[i];
+        if (!o || !o->used)
             continue;
         for (size_t k = 0; k < o->n_pairs; k++) {
             struct pair *q = &o->pairs[k];
@@ -410,8 +415,8 @@ bool ice_tick(sluice_ice_agent *a, uint64_t now)
 {
     for (size_t n = 0; n < a->cfg.max_streams; n++) {
         size_t i = (a->rr + n) % a->cfg.max_streams;
-        struct stream *s = &a->streams[i];
-        if (!s->used)
+        struct stream *s = a->streams[i];
+        if (!s || !s->used)
             continue;
         int pi = next_pair(a, s, true);
         if (pi < 0)
@@ -426,8 +431,8 @@ bool ice_tick(sluice_ice_agent *a, uint64_t now)
 bool ice_work_pending(const sluice_ice_agent *a)
 {
     for (size_t i = 0; i < a->cfg.max_streams; i++) {
-        struct stream *s = &a->streams[i];
-        if (s->used && next_pair((sluice_ice_agent *)a, s, false) >= 0)
+        struct stream *s = a->streams[i];
+        if (s && s->used && next_pair((sluice_ice_agent *)a, s, false) >= 0)
             return true;
     }
     return false;
@@ -438,8 +443,8 @@ uint64_t ice_checklist_deadline(const sluice_ice_agent *a)
 {
     uint64_t next = SLUICE_NEVER;
     for (size_t i = 0; i < a->cfg.max_streams; i++) {
-        const struct stream *s = &a->streams[i];
-        if (!s->used || !s->have_remote_creds || s->state == SLUICE_ICE_FAILED)
+        const struct stream *s = a->streams[i];
+        if (!s || !s->used || !s->have_remote_creds || s->state == SLUICE_ICE_FAILED)
             continue;
         for (unsigned c = 0; c < s->n_components; c++) {
             const struct component *comp = &s->comp[c];

@@ -29,8 +29,8 @@ static uint64_t check_rto(const sluice_ice_agent *a)
     if (a->cfg.check_initial_rto_us)
         return a->cfg.check_initial_rto_us;
     for (size_t i = 0; i < a->cfg.max_streams; i++) {
-        const struct stream *s = &a->streams[i];
-        if (!s->used)
+        const struct stream *s = a->streams[i];
+        if (!s || !s->used)
             continue;
         for (size_t k = 0; k < s->n_pairs; k++)
             if (s->pairs[k].state == PS_WAITING || s->pairs[k].state == PS_IN_PROGRESS)
@@ -141,8 +141,8 @@ int ice_poll_checks(sluice_ice_agent *a, uint64_t now, uint8_t *buf, size_t cap,
     uint8_t msg[ICE_MSG_MAX];
     int n;
     for (size_t i = 0; i < a->cfg.max_streams; i++) {
-        struct stream *s = &a->streams[i];
-        if (!s->used)
+        struct stream *s = a->streams[i];
+        if (!s || !s->used)
             continue;
         for (size_t k = 0; k < s->n_gathers; k++) {
             struct gather *g = &s->gathers[k];
@@ -220,8 +220,8 @@ uint64_t ice_consent_interval(sluice_ice_agent *a)
 void ice_timers(sluice_ice_agent *a, uint64_t now)
 {
     for (size_t i = 0; i < a->cfg.max_streams; i++) {
-        struct stream *s = &a->streams[i];
-        if (!s->used)
+        struct stream *s = a->streams[i];
+        if (!s || !s->used)
             continue;
         for (size_t k = 0; k < s->n_gathers; k++) {
             struct gather *g = &s->gathers[k];
@@ -266,8 +266,8 @@ uint64_t ice_timers_deadline(const sluice_ice_agent *a)
 {
     uint64_t next = SLUICE_NEVER;
     for (size_t i = 0; i < a->cfg.max_streams; i++) {
-        const struct stream *s = &a->streams[i];
-        if (!s->used)
+        const struct stream *s = a->streams[i];
+        if (!s || !s->used)
             continue;
         for (size_t k = 0; k < s->n_gathers; k++) {
             const struct txn *t = &s->gathers[k].tx;
@@ -299,9 +299,11 @@ static void queue_resp(sluice_ice_agent *a, const struct stream *s, int base, in
                        const sluice_addr *to, const uint8_t *msg, int len)
 {
     struct resp *r;
-    if (len <= 0 || len > ICE_RESP_MAX || a->resp_len == ICE_RESP_SLOTS)
+    if (len <= 0 || len > ICE_RESP_MAX ||
+        ice_ring_grow(a, &a->resp, &a->resp_head, &a->resp_cap, a->resp_len, ICE_RESP_SLOTS,
+                      sizeof *a->resp) < 0)
         return;
-    r = &a->resp[(a->resp_head + a->resp_len) % ICE_RESP_SLOTS];
+    r = &a->resp[(a->resp_head + a->resp_len) % a->resp_cap];
     r->source = s->bases[base].addr;
     r->destination = *to;
     r->stream = s->id;
@@ -358,7 +360,8 @@ static int learn_remote(sluice_ice_agent *a, struct stream *s, unsigned comp,
     for (size_t i = 0; i < s->n_remote; i++)
         if (s->remote[i].c.component == comp && sluice_addr_equal(&s->remote[i].c.addr, from))
             return (int)i;
-    if (s->n_remote == a->cfg.max_remote_candidates) {
+    if (ice_grow(a, &s->remote, &s->cap_remote, s->n_remote, a->cfg.max_remote_candidates,
+                 sizeof *s->remote) < 0) {
         a->stats.remote_candidates_dropped++;
         return -1;
     }

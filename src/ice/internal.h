@@ -126,15 +126,15 @@ struct stream {
     struct base *bases;
     size_t n_bases;
     struct lcand *local;
-    size_t n_local, max_local;
+    size_t n_local, cap_local, max_local;
     struct rcand *remote;
-    size_t n_remote;
+    size_t n_remote, cap_remote;
     struct pair *pairs;
-    size_t n_pairs;
+    size_t n_pairs, cap_pairs;
     int *triggered; /* FIFO of pair indices, capacity max_pairs */
     size_t trig_head, trig_len;
     struct gather *gathers;
-    size_t n_gathers, max_gathers;
+    size_t n_gathers, cap_gathers, max_gathers;
     struct component *comp; /* [n_components] */
     unsigned prflx_seq;
 };
@@ -162,27 +162,30 @@ struct sluice_ice_agent {
     bool remote_lite;
     bool relay_only;
     uint64_t tiebreaker;
-    struct stream *streams;
+    struct stream **streams; /* [max_streams], NULL until added */
     sluice_addr stun_servers[ICE_MAX_SERVERS];
     size_t n_stun;
     sluice_ice_turn_server turn_servers[ICE_MAX_SERVERS];
     char *turn_user[ICE_MAX_SERVERS], *turn_pass[ICE_MAX_SERVERS];
     size_t n_turn;
     struct turn_alloc *turns;
-    size_t max_turns;
+    size_t turns_cap, max_turns;
     /* pacing (RFC 8445 §14.2) */
     uint64_t next_tick_us;
     size_t rr; /* round robin over checklists */
     /* responses to send */
     struct resp *resp;
-    size_t resp_head, resp_len;
+    size_t resp_head, resp_len, resp_cap;
     /* events */
     sluice_ice_event *evq;
-    size_t ev_head, ev_len;
+    size_t ev_head, ev_len, ev_cap;
     sluice_ice_stats stats;
 };
 
 /* agent.c */
+int ice_grow(sluice_ice_agent *a, void *tab, size_t *cap, size_t n, size_t max, size_t elem);
+int ice_ring_grow(sluice_ice_agent *a, void *ring, size_t *head, size_t *cap, size_t len,
+                  size_t max, size_t elem);
 void ice_emit(sluice_ice_agent *a, const sluice_ice_event *ev);
 void ice_set_state(sluice_ice_agent *a, struct stream *s, sluice_ice_state st);
 struct stream *ice_stream(const sluice_ice_agent *a, int id);
