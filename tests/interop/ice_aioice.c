@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Interop: the sluice ICE agent against aioice (aioice_peer.py, run with
  * /usr/bin/python3) over loopback UDP, signalling by lines on the peer's
- * stdin/stdout. Cases, as TAP test points: sluice controlling and sluice
- * controlled; each checks both selected pairs, application data both ways
+ * stdin/stdout. Cases, as TAP test points: sluice controlling, sluice
+ * controlled, and both in the same role (role conflicts); each checks both selected pairs, application data both ways
  * byte-exact, and reports connection times (from both sides having the
  * remote credentials to a selected pair; aioice's is when its connect()
  * returned, as seen by this process).
@@ -156,7 +156,8 @@ struct session {
     struct peer_proc peer;
     uint64_t t_sent_cred, t_got_cred, t_connected;
     double peer_ms;
-    bool peer_connected, peer_error;
+    bool peer_connected, peer_selected, peer_error;
+    sluice_addr peer_sel_local, peer_sel_remote;
     struct iop_rx peer_rx;
 };
 
@@ -203,6 +204,12 @@ static void on_peer_line(void *ctx, char *line)
         ss->peer_ms = strtod(rest, NULL);
     } else if (!strcmp(line, "selected")) {
         iop_diag("aioice selected pair (local remote): %s", rest);
+        char *remote = strchr(rest, ' ');
+        if (remote) {
+            *remote++ = 0;
+            ss->peer_selected = sluice_addr_parse(&ss->peer_sel_local, rest, 0) == 0 &&
+                                sluice_addr_parse(&ss->peer_sel_remote, remote, 0) == 0;
+        }
     } else if (!strcmp(line, "data")) {
         uint8_t buf[2048];
         size_t n = 0, len = strlen(rest);
@@ -238,7 +245,8 @@ static bool run_until(struct session *ss, uint64_t limit_us, bool (*done)(struct
 
 static bool both_connected(struct session *ss)
 {
-    return (ss->s.selected && ss->peer_connected) || ss->s.failed || ss->peer_error;
+    return (ss->s.selected && ss->peer_connected && ss->peer_selected) || ss->s.failed ||
+           ss->peer_error;
 }
 
 static bool data_done(struct session *ss)
@@ -251,7 +259,14 @@ static double ms_since(uint64_t t0, uint64_t t)
     return t >= t0 ? (double)(t - t0) / 1000.0 : -(double)(t0 - t) / 1000.0;
 }
 
-static void run_case(bool sluice_controlling)
+static const char *role(bool controlling)
+{
+    return controlling ? "controlling" : "controlled";
+}
+
+/* Both in the same role is a role conflict (RFC 8445 §7.3.1.1) that the
+ * two agents must resolve on the wire. */
+static void run_case(bool sluice_controlling, bool aioice_controlling)
 {
     struct session ss;
     const char *u, *p;
@@ -259,11 +274,10 @@ static void run_case(bool sluice_controlling)
     ss.peer.pid = -1;
     ss.peer.to_fd = ss.peer.from_fd = -1;
     ss.peer_rx.dir = 's';
-    iop_diag("sluice %s, aioice %s, host candidates on 127.0.0.1",
-             sluice_controlling ? "controlling" : "controlled",
-             sluice_controlling ? "controlled" : "controlling");
-    if (iop_sluice_init(&ss.s, sluice_controlling, NULL, false, 'a') != 0 ||
-        peer_spawn(&ss.peer, !sluice_controlling) != 0) {
+    iop_diag("sluice %s, aioice %s, host candidates on 127.0.0.1", role(sluice_controlling),
+             role(aioice_controlling));
+    if (iop_sluice_init(&ss.s, sluice_controlling, NULL, false, false, 'a') != 0 ||
+        peer_spawn(&ss.peer, aioice_controlling) != 0) {
         CHECK(!"set up");
         goto out;
     }
@@ -291,6 +305,16 @@ static void run_case(bool sluice_controlling)
              ms_since(t0, ss.s.t_selected), ms_since(t0, ss.t_connected), ss.peer_ms);
     CHECK_EQ(ss.s.sel_local.type, SLUICE_ICE_CAND_HOST);
     CHECK_EQ(ss.s.sel_remote.type, SLUICE_ICE_CAND_HOST);
+    /* Both selected the same pair. */
+    CHECK(ss.peer_selected);
+    CHECK(sluice_addr_equal(&ss.s.sel_local.addr, &ss.peer_sel_remote));
+    CHECK(sluice_addr_equal(&ss.s.sel_remote.addr, &ss.peer_sel_local));
+    if (sluice_controlling == aioice_controlling) {
+        bool now = sluice_ice_agent_controlling(ss.s.ag);
+        iop_diag("role conflict resolved: sluice %s now (%d ROLE events)", role(now),
+                 ss.s.n_role_events);
+        CHECK_EQ(ss.s.n_role_events, now != sluice_controlling);
+    }
 
     /* Application data both ways. */
     CHECK_EQ(iop_sluice_send_all(&ss.s, 's'), 0);
@@ -318,12 +342,22 @@ out:
 
 static void host_sluice_controlling(void)
 {
-    run_case(true);
+    run_case(true, false);
 }
 
 static void host_sluice_controlled(void)
 {
-    run_case(false);
+    run_case(false, true);
+}
+
+static void role_conflict_both_controlling(void)
+{
+    run_case(true, true);
+}
+
+static void role_conflict_both_controlled(void)
+{
+    run_case(false, false);
 }
 
 int main(int argc, char **argv)
@@ -338,5 +372,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     RUN(host_sluice_controlling);
     RUN(host_sluice_controlled);
+    RUN(role_conflict_both_controlling);
+    RUN(role_conflict_both_controlled);
     return TEST_DONE();
 }

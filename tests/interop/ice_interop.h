@@ -141,12 +141,24 @@ static inline void iop_sluice_on_media(void *ctx, ice_driver *d, const sluice_ic
     iop_rx_datagram(&s->rx, m->data, m->len);
 }
 
+/* True when a UDP socket can be bound on ::1 (IPv6 is enabled). */
+static inline bool iop_have_ipv6_loopback(void)
+{
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
 /* A sluice agent with one stream of one component and one base on
- * 127.0.0.1; with turn (may be NULL) a TURN server, and relay_only. Returns
- * 0, or -1 with a diagnostic printed. */
+ * 127.0.0.1 (and one on ::1 with dual_stack); with turn (may be NULL) a
+ * TURN server, and relay_only. Returns 0, or -1 with a diagnostic
+ * printed. */
 static inline int iop_sluice_init(struct iop_sluice *s, bool controlling,
                                   const sluice_ice_turn_server *turn, bool relay_only,
-                                  char peer_dir)
+                                  bool dual_stack, char peer_dir)
 {
     sluice_ice_config cfg;
     int err = 0;
@@ -173,7 +185,8 @@ static inline int iop_sluice_init(struct iop_sluice *s, bool controlling,
         iop_diag("add_stream: %s", sluice_strerror(s->stream));
         return -1;
     }
-    if (ice_drv_add_base(s->d, ice_drv_now_us(), s->stream, 1, "127.0.0.1", NULL) != 0) {
+    if (ice_drv_add_base(s->d, ice_drv_now_us(), s->stream, 1, "127.0.0.1", NULL) != 0 ||
+        (dual_stack && ice_drv_add_base(s->d, ice_drv_now_us(), s->stream, 1, "::1", NULL) != 0)) {
         iop_diag("driver: %s", s->d->last_error);
         return -1;
     }

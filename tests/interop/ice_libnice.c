@@ -3,8 +3,9 @@
  * regular nomination, trickle) in one process over loopback UDP. One loop
  * polls the sluice driver's sockets together with the GMainContext's fds
  * (g_main_context_prepare/query/check/dispatch), so neither side spins.
- * Cases, as TAP test points: host candidates with either side controlling,
- * and relay-only through coturn (TURN server in the environment, see
+ * Cases, as TAP test points: host candidates with either side controlling
+ * (libnice with regular and aggressive nomination), role conflicts, dual
+ * stack, and relay-only through coturn (TURN server in the environment, see
  * ice_libnice.sh). Each case checks the selected pairs of both sides and
  * application data both ways, byte-exact, and reports connection times
  * (from both sides having remote credentials to a selected pair). */
@@ -22,6 +23,7 @@ struct nice_side {
     bool gathering_done, ready, selected, failed;
     uint64_t t_ready, t_selected;
     NiceCandidateType sel_local_type, sel_remote_type;
+    sluice_addr sel_local, sel_remote;
     int n_local_candidates;
     struct iop_rx rx;
 };
@@ -106,6 +108,15 @@ static const char *nice_type_name(NiceCandidateType t)
     return "?";
 }
 
+static sluice_addr nice_to_sluice_addr(const NiceAddress *na)
+{
+    struct sockaddr_storage ss;
+    sluice_addr a = {0};
+    nice_address_copy_to_sockaddr(na, (struct sockaddr *)&ss);
+    sluice_addr_from_sockaddr(&a, &ss, sizeof ss);
+    return a;
+}
+
 static void on_selected_pair(NiceAgent *agent, guint stream, guint comp, NiceCandidate *l,
                              NiceCandidate *r, gpointer data)
 {
@@ -119,6 +130,8 @@ static void on_selected_pair(NiceAgent *agent, guint stream, guint comp, NiceCan
     ss->n.selected = true;
     ss->n.sel_local_type = l->type;
     ss->n.sel_remote_type = r->type;
+    ss->n.sel_local = nice_to_sluice_addr(&l->addr);
+    ss->n.sel_remote = nice_to_sluice_addr(&r->addr);
     nice_address_to_string(&l->addr, la);
     nice_address_to_string(&r->addr, ra);
     iop_diag("libnice selected pair: local %s %s:%u, remote %s %s:%u", nice_type_name(l->type), la,
@@ -182,20 +195,34 @@ struct turn_env {
     unsigned port;
 };
 
-static int nice_init(struct session *ss, bool controlling, bool aggressive,
-                     const struct turn_env *turn)
+/* One case. libnice's default nomination is aggressive (RFC 5245
+ * §8.1.1.2: every check carries USE-CANDIDATE); sluice must accept it when
+ * controlled. Both agents starting in the same role is a role conflict
+ * (RFC 8445 §7.3.1.1) that the two must resolve on the wire. */
+struct case_cfg {
+    bool sluice_controlling, nice_controlling;
+    bool nice_aggressive;
+    bool dual_stack; /* bases on 127.0.0.1 and ::1 on both sides */
+    const struct turn_env *turn;
+};
+
+static int nice_init(struct session *ss, const struct case_cfg *cc)
 {
+    const struct turn_env *turn = cc->turn;
     NiceAddress local;
     ss->n.agent = nice_agent_new_full(
         ss->ctx, NICE_COMPATIBILITY_RFC5245,
-        (aggressive ? 0 : NICE_AGENT_OPTION_REGULAR_NOMINATION) | NICE_AGENT_OPTION_ICE_TRICKLE);
+        (cc->nice_aggressive ? 0 : NICE_AGENT_OPTION_REGULAR_NOMINATION) |
+            NICE_AGENT_OPTION_ICE_TRICKLE);
     if (!ss->n.agent)
         return -1;
-    g_object_set(ss->n.agent, "controlling-mode", controlling, "ice-tcp", FALSE, "upnp", FALSE,
-                 "force-relay", turn != NULL, NULL);
-    nice_address_init(&local);
-    nice_address_set_from_string(&local, "127.0.0.1");
-    nice_agent_add_local_address(ss->n.agent, &local);
+    g_object_set(ss->n.agent, "controlling-mode", cc->nice_controlling, "ice-tcp", FALSE, "upnp",
+                 FALSE, "force-relay", turn != NULL, NULL);
+    for (int i = 0; i < (cc->dual_stack ? 2 : 1); i++) {
+        nice_address_init(&local);
+        nice_address_set_from_string(&local, i ? "::1" : "127.0.0.1");
+        nice_agent_add_local_address(ss->n.agent, &local);
+    }
     g_signal_connect(ss->n.agent, "new-candidate-full", G_CALLBACK(on_new_candidate), ss);
     g_signal_connect(ss->n.agent, "candidate-gathering-done", G_CALLBACK(on_gathering_done), ss);
     g_signal_connect(ss->n.agent, "component-state-changed", G_CALLBACK(on_state), ss);
@@ -231,28 +258,32 @@ static double ms_since(uint64_t t0, uint64_t t)
     return (double)(t - t0) / 1000.0;
 }
 
-/* libnice's default nomination is aggressive (RFC 5245 §8.1.1.2: every
- * check carries USE-CANDIDATE); sluice must accept it as controlled. */
-static void run_case(bool sluice_controlling, bool nice_aggressive, const struct turn_env *turn)
+static const char *role(bool controlling)
 {
+    return controlling ? "controlling" : "controlled";
+}
+
+static void run_case(const struct case_cfg *cc)
+{
+    const struct turn_env *turn = cc->turn;
     struct session ss;
     memset(&ss, 0, sizeof ss);
     ss.ctx = g_main_context_new();
     CHECK(g_main_context_acquire(ss.ctx));
     ss.n.rx.dir = 's';
-    if (iop_sluice_init(&ss.s, sluice_controlling, turn ? &turn->srv : NULL, turn != NULL, 'n') !=
-            0 ||
-        nice_init(&ss, !sluice_controlling, nice_aggressive, turn) != 0) {
+    if (iop_sluice_init(&ss.s, cc->sluice_controlling, turn ? &turn->srv : NULL, turn != NULL,
+                        cc->dual_stack, 'n') != 0 ||
+        nice_init(&ss, cc) != 0) {
         CHECK(!"agents set up");
         goto out;
     }
     ss.s.signal = sluice_to_nice;
     ss.s.signal_ctx = &ss;
-    iop_diag("sluice %s, libnice %s (%s nomination)%s",
-             sluice_controlling ? "controlling" : "controlled",
-             sluice_controlling ? "controlled" : "controlling",
-             nice_aggressive ? "aggressive" : "regular",
-             turn ? ", relay only through coturn" : ", host candidates on 127.0.0.1");
+    iop_diag("sluice %s, libnice %s (%s nomination)%s", role(cc->sluice_controlling),
+             role(cc->nice_controlling), cc->nice_aggressive ? "aggressive" : "regular",
+             turn              ? ", relay only through coturn"
+             : cc->dual_stack ? ", host candidates on 127.0.0.1 and ::1"
+                              : ", host candidates on 127.0.0.1");
 
     exchange_credentials(&ss);
     CHECK_EQ(sluice_ice_agent_gather(ss.s.ag, ice_drv_now_us()), 0);
@@ -282,6 +313,24 @@ static void run_case(bool sluice_controlling, bool nice_aggressive, const struct
              turn ? NICE_CANDIDATE_TYPE_RELAYED : NICE_CANDIDATE_TYPE_HOST);
     if (!turn)
         CHECK_EQ(ss.s.sel_remote.type, SLUICE_ICE_CAND_HOST);
+    /* Both selected the same pair. */
+    CHECK(sluice_addr_equal(&ss.s.sel_local.addr, &ss.n.sel_remote));
+    CHECK(sluice_addr_equal(&ss.s.sel_remote.addr, &ss.n.sel_local));
+    /* libnice's "controlling-mode" keeps the role it was given (it resolves
+     * conflicts internally), so only sluice's side is visible here. */
+    if (cc->sluice_controlling == cc->nice_controlling) {
+        bool now = sluice_ice_agent_controlling(ss.s.ag);
+        iop_diag("role conflict resolved: sluice %s now (%d ROLE events)", role(now),
+                 ss.s.n_role_events);
+        CHECK_EQ(ss.s.n_role_events, now != cc->sluice_controlling);
+    }
+    if (cc->dual_stack) {
+        /* RFC 8421 §4: IPv6 first; libnice ranks its ::1 candidate higher too. */
+        iop_diag("dual stack: sluice selected %s", ss.s.sel_local.addr.family == SLUICE_AF_INET6
+                                                       ? "IPv6"
+                                                       : "IPv4");
+        CHECK_EQ(ss.s.sel_local.addr.family, ss.s.sel_remote.addr.family);
+    }
 
     /* Application data both ways. */
     sluice_ice_route route;
@@ -324,27 +373,42 @@ static struct turn_env turn_env;
 
 static void host_sluice_controlling(void)
 {
-    run_case(true, false, NULL);
+    run_case(&(struct case_cfg){.sluice_controlling = true});
 }
 
 static void host_sluice_controlled(void)
 {
-    run_case(false, false, NULL);
+    run_case(&(struct case_cfg){.nice_controlling = true});
 }
 
 static void host_sluice_controlled_aggressive(void)
 {
-    run_case(false, true, NULL);
+    run_case(&(struct case_cfg){.nice_controlling = true, .nice_aggressive = true});
+}
+
+static void role_conflict_both_controlling(void)
+{
+    run_case(&(struct case_cfg){.sluice_controlling = true, .nice_controlling = true});
+}
+
+static void role_conflict_both_controlled(void)
+{
+    run_case(&(struct case_cfg){0});
+}
+
+static void dual_stack_sluice_controlling(void)
+{
+    run_case(&(struct case_cfg){.sluice_controlling = true, .dual_stack = true});
 }
 
 static void relay_only_sluice_controlling(void)
 {
-    run_case(true, false, &turn_env);
+    run_case(&(struct case_cfg){.sluice_controlling = true, .turn = &turn_env});
 }
 
 static void relay_only_sluice_controlled(void)
 {
-    run_case(false, false, &turn_env);
+    run_case(&(struct case_cfg){.nice_controlling = true, .turn = &turn_env});
 }
 
 /* SLUICE_TURN="127.0.0.1:PORT USER PASSWORD" from ice_libnice.sh. */
@@ -371,6 +435,16 @@ int main(void)
     RUN(host_sluice_controlling);
     RUN(host_sluice_controlled);
     RUN(host_sluice_controlled_aggressive);
+    RUN(role_conflict_both_controlling);
+    RUN(role_conflict_both_controlled);
+    if (iop_have_ipv6_loopback()) {
+        RUN(dual_stack_sluice_controlling);
+    } else {
+        t_cases++;
+        printf("ok %d - dual_stack_sluice_controlling # SKIP ::1 cannot be bound (IPv6 "
+               "disabled)\n",
+               t_cases);
+    }
     const char *turn_error = getenv("SLUICE_TURN_ERROR");
     if (read_turn_env(&turn_env)) {
         RUN(relay_only_sluice_controlling);
