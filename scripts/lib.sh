@@ -85,6 +85,27 @@ s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 s.bind(("::1", 0))' 2>/dev/null
 }
 
+# sluice_ipv6_cases: set have_v6 to true or false (can ::1 be bound?) and
+# say so in the test log when the IPv6 cases will not run.
+sluice_ipv6_cases() {
+    have_v6=true
+    sluice_have_ipv6_loopback || have_v6=false
+    $have_v6 || echo "# NOTE: ::1 cannot be bound here: the IPv6 cases are not run"
+}
+
+# sluice_require_programs "PACKAGES" PROG...: skip the test (exit 77 with a
+# reason) unless every PROG is installed; PACKAGES is the install hint.
+sluice_require_programs() {
+    local hint=$1 prog
+    shift
+    for prog in "$@"; do
+        if ! command -v "$prog" >/dev/null 2>&1; then
+            echo "SKIP: $prog is not installed (apt-get install $hint)"
+            exit 77
+        fi
+    done
+}
+
 # sluice_free_ports N
 # Print N ports, one a line, each P with P and P+1 free right now for UDP and
 # TCP on 127.0.0.1 and (when IPv6 is enabled) ::1: turnserver also binds P+1,

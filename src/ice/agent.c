@@ -45,25 +45,8 @@ int ice_random(sluice_ice_agent *a, void *out, size_t len)
  * when there is room for one more, SLUICE_ERR_FULL or SLUICE_ERR_NOMEM. */
 int ice_grow(sluice_ice_agent *a, void *tab, size_t *cap, size_t n, size_t max, size_t elem)
 {
-    void **t = tab;
-    size_t nc;
-    uint8_t *nt;
-    if (n < *cap)
-        return 0;
-    if (*cap >= max)
-        return SLUICE_ERR_FULL;
-    nc = *cap ? *cap * 2 : 4;
-    if (nc > max)
-        nc = max;
-    nt = sluice_xcalloc(&a->cfg.alloc, nc, elem);
-    if (!nt)
-        return SLUICE_ERR_NOMEM;
-    if (*cap)
-        memcpy(nt, *t, *cap * elem);
-    sluice_xfree(&a->cfg.alloc, *t);
-    *t = nt;
-    *cap = nc;
-    return 0;
+    size_t head = 0;
+    return ice_ring_grow(a, tab, &head, cap, n, max, elem);
 }
 
 /* The same for a ring buffer: entries are moved to the front in order. */
@@ -315,7 +298,6 @@ int sluice_ice_agent_add_stream(sluice_ice_agent *a, unsigned n_components)
     }
     s->n_components = n_components;
     for (unsigned c = 0; c < n_components; c++) {
-        s->comp[c].nominated = -1;
         s->comp[c].sel.pair = -1;
     }
     rc = new_local_credentials(a, s);
@@ -870,7 +852,6 @@ int sluice_ice_agent_restart(sluice_ice_agent *a, uint64_t now_us, int stream)
     s->checks_started_us = 0;
     for (unsigned c = 0; c < s->n_components; c++) {
         s->comp[c].first_valid_us = 0;
-        s->comp[c].nominated = -1;
         s->comp[c].sel.pair = -1;
     }
     /* Candidates stay; they are signalled again with the new credentials
@@ -927,8 +908,8 @@ static int find_turn(const sluice_ice_agent *a, const struct stream *s, int base
     return -1;
 }
 
-/* Media from remote on local candidate li: accepted from a known remote
- * candidate of its component. */
+/* Media from a remote address on a base of component comp: accepted from
+ * a known remote candidate of that component or the selected one. */
 static int deliver_media(sluice_ice_agent *a, struct stream *s, unsigned comp,
                          const sluice_addr *from, const uint8_t *data, size_t len,
                          sluice_ice_media *media)

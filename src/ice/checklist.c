@@ -286,7 +286,7 @@ static uint64_t nomination_due(const sluice_ice_agent *a, const struct stream *s
 {
     const struct component *comp = &s->comp[c - 1];
     bool better_pending = false;
-    if (!a->controlling || !s->have_remote_creds || comp->nominated >= 0)
+    if (!a->controlling || !s->have_remote_creds || comp->sel.pair >= 0)
         return 0;
     for (size_t i = 0; i < s->n_pairs; i++)
         if (s->pairs[i].component == c && s->pairs[i].nominating)
@@ -326,7 +326,6 @@ void ice_select(sluice_ice_agent *a, uint64_t now, struct stream *s, unsigned co
         return;
     const struct pair *p = &s->pairs[best];
     const struct lcand *l = &s->local[p->local];
-    c->nominated = best;
     c->sel.valid = true;
     c->sel.pair = best;
     c->sel.local = l->c;

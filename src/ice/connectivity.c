@@ -306,8 +306,6 @@ static void queue_resp(sluice_ice_agent *a, const struct stream *s, int base, in
     r = &a->resp[(a->resp_head + a->resp_len) % a->resp_cap];
     r->source = s->bases[base].addr;
     r->destination = *to;
-    r->stream = s->id;
-    r->base = base;
     r->turn = turn;
     r->len = (uint16_t)len;
     memcpy(r->data, msg, (size_t)len);
@@ -490,14 +488,13 @@ static void handle_request(sluice_ice_agent *a, uint64_t now, struct stream *s, 
 }
 
 static void handle_check_answer(sluice_ice_agent *a, uint64_t now, struct stream *s, int pi,
-                                int base, int turn, const sluice_addr *local,
+                                int turn, const sluice_addr *local,
                                 const sluice_addr *remote, const sluice_stun_msg *m)
 {
     struct pair *p = &s->pairs[pi];
     const struct lcand *l = &s->local[p->local];
     bool consent = p->check_is_consent;
     int code = 0;
-    (void)base;
     /* RFC 8489 §9.1.4: an answer that fails integrity is dropped. */
     if (!m->integrity_off || sluice_stun_check_integrity(m, &s->key_remote) != 0)
         return;
@@ -593,7 +590,7 @@ int ice_handle_stun(sluice_ice_agent *a, uint64_t now, struct stream *s, int bas
         struct pair *p = &s->pairs[k];
         if ((p->tx.active && memcmp(p->tx.txid, txid, SLUICE_STUN_TXID_LEN) == 0) ||
             (p->old_txid_valid && memcmp(p->old_txid, txid, SLUICE_STUN_TXID_LEN) == 0)) {
-            handle_check_answer(a, now, s, (int)k, base, turn, local, remote, &m);
+            handle_check_answer(a, now, s, (int)k, turn, local, remote, &m);
             return 0;
         }
     }

@@ -96,7 +96,6 @@ struct route_state {
 
 struct component {
     uint64_t first_valid_us; /* 0: no valid pair yet */
-    int nominated;           /* pair index or -1 */
     struct route_state sel;
 };
 
@@ -150,7 +149,7 @@ struct turn_alloc {
 
 struct resp {
     sluice_addr source, destination;
-    int stream, base, turn;
+    int turn; /* through this TURN allocation, or -1 */
     uint16_t len;
     uint8_t data[ICE_RESP_MAX];
 };

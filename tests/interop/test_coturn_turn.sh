@@ -14,12 +14,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/lib.sh
 . "$here/../../scripts/lib.sh"
 
-for prog in turnserver turnutils_peer openssl; do
-    if ! command -v "$prog" >/dev/null 2>&1; then
-        echo "SKIP: $prog is not installed (apt-get install coturn openssl)"
-        exit 77
-    fi
-done
+sluice_require_programs "coturn openssl" turnserver turnutils_peer openssl
 py=/usr/bin/python3
 [ -x "$py" ] || py=python3
 
@@ -40,9 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-have_v6=true
-sluice_have_ipv6_loopback || have_v6=false
-$have_v6 || echo "# NOTE: ::1 cannot be bound here: the IPv6 cases are not run"
+sluice_ipv6_cases
 
 # --- certificates: the server's (SAN IP:127.0.0.1, IP:::1, DNS:localhost) and
 # an unrelated one for the verification failure case.

@@ -30,12 +30,7 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "SKIP: needs root for network namespaces (CI runs as root)"
     exit 77
 fi
-for prog in ip iptables turnutils_peer /usr/bin/python3; do
-    if ! command -v "$prog" >/dev/null 2>&1; then
-        echo "SKIP: $prog is not installed (apt-get install iproute2 iptables coturn python3)"
-        exit 77
-    fi
-done
+sluice_require_programs "iproute2 iptables coturn python3" ip iptables turnutils_peer /usr/bin/python3
 
 pfx="slx$$"
 ns_client=$pfx-client ns_router=$pfx-router ns_relay=$pfx-relay ns_peer=$pfx-peer

@@ -18,20 +18,13 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/interop/relay_lib.sh
 . "$here/relay_lib.sh"
 
-for prog in turnutils_peer /usr/bin/python3; do
-    if ! command -v "$prog" >/dev/null 2>&1; then
-        echo "SKIP: $prog is not installed (apt-get install coturn python3)"
-        exit 77
-    fi
-done
+sluice_require_programs "coturn python3" turnutils_peer /usr/bin/python3
 
 work=$(mktemp -d)
 PEER_PID=''
 trap 'relay_cleanup "$work"' EXIT
 
-have_v6=true
-sluice_have_ipv6_loopback || have_v6=false
-$have_v6 || echo "# NOTE: ::1 cannot be bound here: the IPv6 cases are not run"
+sluice_ipv6_cases
 
 started=false
 for attempt in 1 2 3; do
