@@ -324,6 +324,21 @@ int sluice_ice_agent_local_credentials(const sluice_ice_agent *a, int stream, co
     return 0;
 }
 
+int sluice_ice_agent_set_local_credentials(sluice_ice_agent *a, int stream, const char *ufrag,
+                                           const char *pwd)
+{
+    struct stream *s = ice_stream(a, stream);
+    if (!s)
+        return SLUICE_ERR_NOT_FOUND;
+    /* RFC 8839 §5.4 syntax; RFC 8445 §5.3: at least 24 bits of randomness
+     * in the ufrag and 128 in the password, so at least 4 and 22 chars. */
+    if (!ice_chars_ok(ufrag, 4, ICE_LOCAL_UFRAG_MAX) || !ice_chars_ok(pwd, 22, ICE_LOCAL_PWD_MAX))
+        return SLUICE_ERR_INVALID;
+    memcpy(s->ufrag, ufrag, strlen(ufrag) + 1);
+    memcpy(s->pwd, pwd, strlen(pwd) + 1);
+    return sluice_stun_key_short_term(&s->key_local, s->pwd, strlen(s->pwd));
+}
+
 int sluice_ice_agent_set_remote_credentials(sluice_ice_agent *a, uint64_t now_us, int stream,
                                             const char *ufrag, const char *pwd)
 {

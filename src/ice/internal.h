@@ -11,6 +11,8 @@
 #define ICE_MAX_SERVERS 8
 #define ICE_UFRAG_LEN 8   /* generated: 48 bits of entropy, base64 */
 #define ICE_PWD_LEN 24    /* generated: 144 bits (RFC 8445 §5.3: at least 128) */
+#define ICE_LOCAL_UFRAG_MAX 64 /* set by the application (webrtcbin: 32) */
+#define ICE_LOCAL_PWD_MAX 128
 #define ICE_RESP_SLOTS 32 /* queued check responses */
 #define ICE_RESP_MAX 192  /* a check response: XOR-MAPPED, MI, FP, SOFTWARE */
 #define ICE_MSG_MAX 1024  /* a check request we build */
@@ -112,8 +114,9 @@ struct stream {
     bool used;
     unsigned n_components;
     sluice_ice_state state;
-    char ufrag[ICE_UFRAG_LEN + 1], pwd[ICE_PWD_LEN + 1];
-    char prev_ufrag[ICE_UFRAG_LEN + 1], prev_pwd[ICE_PWD_LEN + 1]; /* before a restart */
+    char ufrag[ICE_LOCAL_UFRAG_MAX + 1], pwd[ICE_LOCAL_PWD_MAX + 1];
+    /* before a restart */
+    char prev_ufrag[ICE_LOCAL_UFRAG_MAX + 1], prev_pwd[ICE_LOCAL_PWD_MAX + 1];
     bool have_prev;
     char rufrag[SLUICE_ICE_UFRAG_MAX + 1], rpwd[SLUICE_ICE_PWD_MAX + 1];
     bool have_remote_creds;

@@ -131,6 +131,13 @@ SLUICE_API int sluice_ice_agent_add_stream(sluice_ice_agent *a, unsigned n_compo
 /* Local ICE credentials of a stream (NUL-terminated, owned by the agent). */
 SLUICE_API int sluice_ice_agent_local_credentials(const sluice_ice_agent *a, int stream,
                                                   const char **ufrag, const char **pwd);
+/* Replace the generated local credentials (RFC 8839 §5.4 ice-chars; ufrag
+ * 4..64, pwd 22..128 characters), for applications that choose their own
+ * (webrtcbin). Set them before the remote side sees the old ones: checks
+ * carrying the old ones are rejected. Copied. Returns 0, SLUICE_ERR_INVALID,
+ * SLUICE_ERR_NOT_FOUND. */
+SLUICE_API int sluice_ice_agent_set_local_credentials(sluice_ice_agent *a, int stream,
+                                                      const char *ufrag, const char *pwd);
 /* Remote credentials (RFC 8839 §5.4 syntax checked). May come before or
  * after remote candidates; checks wait for them. */
 SLUICE_API int sluice_ice_agent_set_remote_credentials(sluice_ice_agent *a, uint64_t now_us,

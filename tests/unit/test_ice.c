@@ -410,6 +410,38 @@ static void test_connect_host(void)
     world_free(w);
 }
 
+/* Credentials chosen by the application (webrtcbin sets its own). */
+static void test_local_credentials(void)
+{
+    struct world *w = world_new(1, 21);
+    uint64_t t0 = w->now;
+    const char *u, *pw;
+    CHECK_EQ(sluice_ice_agent_set_local_credentials(w->l.ag, 1, "abc", "0123456789012345678901"),
+             SLUICE_ERR_INVALID); /* ufrag too short */
+    CHECK_EQ(sluice_ice_agent_set_local_credentials(w->l.ag, 1, "abcd", "short-password"),
+             SLUICE_ERR_INVALID);
+    CHECK_EQ(sluice_ice_agent_set_local_credentials(w->l.ag, 1, "ab cd", "0123456789012345678901"),
+             SLUICE_ERR_INVALID); /* not ice-chars */
+    CHECK_EQ(sluice_ice_agent_set_local_credentials(w->l.ag, 2, "abcd", "0123456789012345678901"),
+             SLUICE_ERR_NOT_FOUND);
+    char longu[66];
+    memset(longu, 'u', 65);
+    longu[65] = '\0';
+    CHECK_EQ(sluice_ice_agent_set_local_credentials(w->l.ag, 1, longu, "0123456789012345678901"),
+             SLUICE_ERR_INVALID);
+    longu[64] = '\0'; /* 64: the longest accepted */
+    CHECK_EQ(sluice_ice_agent_set_local_credentials(w->l.ag, 1, longu,
+                                                    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef"), 0);
+    CHECK_EQ(sluice_ice_agent_set_local_credentials(w->r.ag, 1, "Rufr", "r+/0123456789012345678901"), 0);
+    CHECK_EQ(sluice_ice_agent_local_credentials(w->l.ag, 1, &u, &pw), 0);
+    CHECK_STR(u, longu);
+    CHECK_STR(pw, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef");
+    start(w);
+    CHECK(run_while(w, t0 + 5 * SEC, both_connected, w));
+    CHECK(media_roundtrip(w, &w->l, "hello"));
+    world_free(w);
+}
+
 static void test_two_components(void)
 {
     struct world *w = world_new(2, 2);
@@ -723,6 +755,7 @@ int main(void)
 {
     RUN(test_candidate_syntax);
     RUN(test_connect_host);
+    RUN(test_local_credentials);
     RUN(test_two_components);
     RUN(test_role_conflict);
     RUN(test_peer_reflexive);
