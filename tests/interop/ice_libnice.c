@@ -6,9 +6,11 @@
  * Cases, as TAP test points: host candidates with either side controlling
  * (libnice with regular and aggressive nomination), role conflicts, dual
  * stack, and relay-only through coturn (TURN server in the environment, see
- * ice_libnice.sh). Each case checks the selected pairs of both sides and
- * application data both ways, byte-exact, and reports connection times
- * (from both sides having remote credentials to a selected pair). */
+ * ice_libnice.sh), and libnice as an ICE-lite agent (RFC 8445 §2.5) with
+ * sluice taking the controlling role (§6.1.1). Each case checks the
+ * selected pairs of both sides and application data both ways, byte-exact,
+ * and reports connection times (from both sides having remote credentials
+ * to a selected pair). */
 #include "ice_interop.h"
 #include "test.h"
 
@@ -198,10 +200,14 @@ struct turn_env {
 /* One case. libnice's default nomination is aggressive (RFC 5245
  * §8.1.1.2: every check carries USE-CANDIDATE); sluice must accept it when
  * controlled. Both agents starting in the same role is a role conflict
- * (RFC 8445 §7.3.1.1) that the two must resolve on the wire. */
+ * (RFC 8445 §7.3.1.1) that the two must resolve on the wire. A lite libnice
+ * (NICE_AGENT_OPTION_LITE_MODE, "full-mode" FALSE) never sends checks of
+ * its own; sluice is told so (sluice_ice_agent_set_remote_lite) and must be
+ * the controlling agent whatever role it was configured with (§6.1.1). */
 struct case_cfg {
     bool sluice_controlling, nice_controlling;
     bool nice_aggressive;
+    bool nice_lite;
     bool dual_stack; /* bases on 127.0.0.1 and ::1 on both sides */
     const struct turn_env *turn;
 };
@@ -210,12 +216,19 @@ static int nice_init(struct session *ss, const struct case_cfg *cc)
 {
     const struct turn_env *turn = cc->turn;
     NiceAddress local;
-    ss->n.agent = nice_agent_new_full(
-        ss->ctx, NICE_COMPATIBILITY_RFC5245,
-        (cc->nice_aggressive ? 0 : NICE_AGENT_OPTION_REGULAR_NOMINATION) |
-            NICE_AGENT_OPTION_ICE_TRICKLE);
+    NiceAgentOption opts = NICE_AGENT_OPTION_LITE_MODE;
+    if (!cc->nice_lite)
+        opts = (cc->nice_aggressive ? 0 : NICE_AGENT_OPTION_REGULAR_NOMINATION) |
+               NICE_AGENT_OPTION_ICE_TRICKLE;
+    gboolean full_mode = TRUE;
+    ss->n.agent = nice_agent_new_full(ss->ctx, NICE_COMPATIBILITY_RFC5245, opts);
     if (!ss->n.agent)
         return -1;
+    g_object_get(ss->n.agent, "full-mode", &full_mode, NULL);
+    if (full_mode == cc->nice_lite) {
+        iop_diag("libnice full-mode is %d with%s LITE_MODE", full_mode, cc->nice_lite ? "" : "out");
+        return -1;
+    }
     g_object_set(ss->n.agent, "controlling-mode", cc->nice_controlling, "ice-tcp", FALSE, "upnp",
                  FALSE, "force-relay", turn != NULL, NULL);
     for (int i = 0; i < (cc->dual_stack ? 2 : 1); i++) {
@@ -279,8 +292,13 @@ static void run_case(const struct case_cfg *cc)
     }
     ss.s.signal = sluice_to_nice;
     ss.s.signal_ctx = &ss;
-    iop_diag("sluice %s, libnice %s (%s nomination)%s", role(cc->sluice_controlling),
-             role(cc->nice_controlling), cc->nice_aggressive ? "aggressive" : "regular",
+    if (cc->nice_lite)
+        sluice_ice_agent_set_remote_lite(ss.s.ag, true);
+    iop_diag("sluice %s, libnice %s (%s)%s", role(cc->sluice_controlling),
+             role(cc->nice_controlling),
+             cc->nice_lite         ? "ICE-lite"
+             : cc->nice_aggressive ? "aggressive nomination"
+                                   : "regular nomination",
              turn              ? ", relay only through coturn"
              : cc->dual_stack ? ", host candidates on 127.0.0.1 and ::1"
                               : ", host candidates on 127.0.0.1");
@@ -316,9 +334,22 @@ static void run_case(const struct case_cfg *cc)
     /* Both selected the same pair. */
     CHECK(sluice_addr_equal(&ss.s.sel_local.addr, &ss.n.sel_remote));
     CHECK(sluice_addr_equal(&ss.s.sel_remote.addr, &ss.n.sel_local));
-    /* libnice's "controlling-mode" keeps the role it was given (it resolves
-     * conflicts internally), so only sluice's side is visible here. */
-    if (cc->sluice_controlling == cc->nice_controlling) {
+    if (cc->nice_lite) {
+        /* RFC 8445 §6.1.1: the full agent controls; the role came from the
+         * configuration, not from a conflict on the wire. */
+        sluice_ice_stats st;
+        sluice_ice_agent_get_stats(ss.s.ag, &st);
+        iop_diag("lite peer: sluice %s (configured %s), %" PRIu64 " role conflicts, %d ROLE "
+                 "events, %" PRIu64 " checks received",
+                 role(sluice_ice_agent_controlling(ss.s.ag)), role(cc->sluice_controlling),
+                 st.role_conflicts, ss.s.n_role_events, st.checks_received);
+        CHECK(sluice_ice_agent_controlling(ss.s.ag));
+        CHECK_EQ(st.role_conflicts, 0);
+        CHECK_EQ(ss.s.n_role_events, 0);
+    } else if (cc->sluice_controlling == cc->nice_controlling) {
+        /* libnice's "controlling-mode" keeps the role it was given (it
+         * resolves conflicts internally), so only sluice's side is visible
+         * here. */
         bool now = sluice_ice_agent_controlling(ss.s.ag);
         iop_diag("role conflict resolved: sluice %s now (%d ROLE events)", role(now),
                  ss.s.n_role_events);
@@ -386,6 +417,16 @@ static void host_sluice_controlled_aggressive(void)
     run_case(&(struct case_cfg){.nice_controlling = true, .nice_aggressive = true});
 }
 
+static void lite_sluice_controlling(void)
+{
+    run_case(&(struct case_cfg){.sluice_controlling = true, .nice_lite = true});
+}
+
+static void lite_sluice_configured_controlled(void)
+{
+    run_case(&(struct case_cfg){.nice_lite = true});
+}
+
 static void role_conflict_both_controlling(void)
 {
     run_case(&(struct case_cfg){.sluice_controlling = true, .nice_controlling = true});
@@ -437,6 +478,8 @@ int main(void)
     RUN(host_sluice_controlled_aggressive);
     RUN(role_conflict_both_controlling);
     RUN(role_conflict_both_controlled);
+    RUN(lite_sluice_controlling);
+    RUN(lite_sluice_configured_controlled);
     if (iop_have_ipv6_loopback()) {
         RUN(dual_stack_sluice_controlling);
     } else {
