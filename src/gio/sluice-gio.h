@@ -24,5 +24,6 @@ typedef enum {
 G_END_DECLS
 
 #include "sluice-clock.h"
+#include "sluice-agent.h"
 
 #endif

@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: MIT */
+/* SluiceAgent: the sluice ICE agent on GLib. It enumerates local addresses,
+ * owns one GSocket per base, runs the sans-IO agent on a GMainContext with
+ * exactly one timer source, and emits signals on that context with no lock
+ * held. The data path (icesrc/icesink) bypasses the context: see the end. */
+#ifndef SLUICE_AGENT_H
+#define SLUICE_AGENT_H
+
+#include <gio/gio.h>
+
+#include "sluice-clock.h"
+#include "sluice/ice.h"
+
+G_BEGIN_DECLS
+
+#define SLUICE_TYPE_AGENT (sluice_agent_get_type())
+G_DECLARE_FINAL_TYPE(SluiceAgent, sluice_agent, SLUICE, AGENT, GObject)
+
+/* The states of a stream (sluice_ice_state), as a GEnum for properties and
+ * bindings. */
+#define SLUICE_TYPE_AGENT_STATE (sluice_agent_state_get_type())
+GType sluice_agent_state_get_type(void);
+
+/* A new agent on ctx (NULL: the shared "sluice-gio" thread's context;
+ * several agents may share one context). Properties (see gst-inspect or
+ * docs/elements.md): "main-context" and "clock" (construct-only),
+ * "controlling", "ta" (ms), "relay-only", "interfaces",
+ * "exclude-interfaces", "ipv4", "ipv6", "include-loopback", "min-port",
+ * "max-port", "software". */
+SluiceAgent *sluice_agent_new(GMainContext *ctx);
+
+/* A stream of n_components (1..2 by default). Returns its id (>= 1) or 0
+ * with error set. */
+guint sluice_agent_add_stream(SluiceAgent *agent, guint n_components, GError **error);
+/* Use this local IP address (a literal) instead of enumerating interfaces.
+ * May be called several times, before gathering. */
+gboolean sluice_agent_add_local_address(SluiceAgent *agent, const gchar *ip, GError **error);
+/* A server from a URI: "stun:HOST[:PORT]", "turn:HOST[:PORT][?transport=udp|tcp]",
+ * "turns:HOST[:PORT]" (RFC 7064, RFC 7065); "user:pass@" in the URI is
+ * accepted when username/password are NULL. Resolves names (blocking). */
+gboolean sluice_agent_add_server(SluiceAgent *agent, const gchar *uri, const gchar *username,
+                                 const gchar *password, GError **error);
+/* Bind the stream's sockets (one per local address and component) and
+ * start gathering. Candidates arrive through "new-candidate", then
+ * "gathering-done". */
+gboolean sluice_agent_gather(SluiceAgent *agent, guint stream, GError **error);
+
+/* Local credentials (newly allocated strings). */
+gboolean sluice_agent_get_local_credentials(SluiceAgent *agent, guint stream, gchar **ufrag,
+                                            gchar **pwd);
+gboolean sluice_agent_set_local_credentials(SluiceAgent *agent, guint stream, const gchar *ufrag,
+                                            const gchar *pwd, GError **error);
+gboolean sluice_agent_set_remote_credentials(SluiceAgent *agent, guint stream,
+                                             const gchar *ufrag, const gchar *pwd,
+                                             GError **error);
+/* A remote candidate as an SDP attribute ("candidate:..." with or without
+ * "a="), trickled or from the SDP. mDNS ".local" and TCP candidates are
+ * refused with SLUICE_GIO_ERROR_UNSUPPORTED. */
+gboolean sluice_agent_add_remote_candidate(SluiceAgent *agent, guint stream, const gchar *sdp,
+                                           GError **error);
+/* Several candidates separated by newlines, ';' or ',' (gst-launch). */
+gboolean sluice_agent_add_remote_candidates(SluiceAgent *agent, guint stream,
+                                            const gchar *list, GError **error);
+gboolean sluice_agent_end_of_candidates(SluiceAgent *agent, guint stream);
+/* ICE restart (RFC 8445 §9): new local credentials; give new remote ones. */
+gboolean sluice_agent_restart(SluiceAgent *agent, guint stream, GError **error);
+
+/* Local candidates gathered so far, as SDP attributes (NULL-terminated,
+ * g_strfreev it). */
+gchar **sluice_agent_get_local_candidates(SluiceAgent *agent, guint stream);
+sluice_ice_state sluice_agent_get_state(SluiceAgent *agent, guint stream);
+/* The selected pair of a component as SDP candidate lines. */
+gboolean sluice_agent_get_selected_pair(SluiceAgent *agent, guint stream, guint component,
+                                        gchar **local, gchar **remote);
+/* Per-pair statistics of a stream (copied out of the core under the lock):
+ * fills at most cap, returns the number of pairs. */
+gint sluice_agent_get_pair_stats(SluiceAgent *agent, guint stream, sluice_ice_pair_stats *out,
+                                 gsize cap);
+
+/* ------------------------------------------------------------------------ */
+/* Data for GLib applications (icesrc/icesink use the data path below).
+ * Received media is handed to func on the agent's context, with no lock
+ * held; data is valid during the call. */
+typedef void (*SluiceAgentRecvFunc)(SluiceAgent *agent, guint stream, guint component,
+                                    const guint8 *data, gsize len, gpointer user_data);
+void sluice_agent_set_recv_func(SluiceAgent *agent, guint stream, guint component,
+                                SluiceAgentRecvFunc func, gpointer user_data,
+                                GDestroyNotify notify);
+/* Send one datagram on the component's selected pair (any thread). Returns
+ * the bytes sent, or -1 with error: SLUICE_GIO_ERROR_STATE when there is no
+ * selected pair or consent is lost (RFC 7675 §5.1). */
+gssize sluice_agent_send(SluiceAgent *agent, guint stream, guint component, const guint8 *data,
+                         gsize len, GError **error);
+
+/* ------------------------------------------------------------------------ */
+/* The data path, for icesink/icesrc: no main loop, no lock on the hot path. */
+
+/* A snapshot of a component's route. Owns its references. */
+typedef struct {
+    GSocket *socket;       /* the base to send from */
+    GSocketAddress *dest;  /* the remote candidate, or the TURN server */
+    sluice_ice_route route;
+    guint generation;      /* sluice_agent_route_generation() when taken */
+} SluiceAgentRoute;
+
+/* Bumped (atomically) whenever any route changes: a sender compares it
+ * with its snapshot's generation before each send. */
+guint sluice_agent_route_generation(SluiceAgent *agent);
+/* TRUE with a snapshot when the component may send (selected pair, consent
+ * held); FALSE otherwise (out is cleared but still carries generation). */
+gboolean sluice_agent_get_route(SluiceAgent *agent, guint stream, guint component,
+                                SluiceAgentRoute *out);
+void sluice_agent_route_clear(SluiceAgentRoute *r);
+/* Media sent directly on a route, for statistics and keepalives. */
+void sluice_agent_count_sent(SluiceAgent *agent, guint stream, guint component, guint64 packets,
+                             guint64 bytes);
+/* Wrap one datagram through the core (routes with SLUICE_ICE_FRAMING_SEND)
+ * and send it. Same result as sluice_agent_send(). */
+gssize sluice_agent_send_framed(SluiceAgent *agent, guint stream, guint component,
+                                const guint8 *data, gsize len, GError **error);
+
+/* Take over reading a component's sockets: the agent stops watching them on
+ * its context and the caller reads them (in batches, from its streaming
+ * thread). Returns the sockets (g_ptr_array_unref it) and a cancellable the
+ * agent cancels when the set of sockets changes (claim again then). NULL
+ * when the component does not exist or is already claimed. */
+GPtrArray *sluice_agent_claim_component(SluiceAgent *agent, guint stream, guint component,
+                                        GCancellable **changed);
+void sluice_agent_release_component(SluiceAgent *agent, guint stream, guint component);
+/* A datagram the claimer read that is not plain media from the selected
+ * remote (STUN, TURN, or media from another candidate). Returns 1 with
+ * *media pointing into data when it is media to deliver, 0 when consumed
+ * or dropped. */
+gint sluice_agent_receive(SluiceAgent *agent, GSocket *socket, GSocketAddress *from,
+                          guint8 *data, gsize len, sluice_ice_media *media);
+/* The same with a native source address (from recvmmsg). */
+gint sluice_agent_receive_native(SluiceAgent *agent, GSocket *socket, const sluice_addr *from,
+                                 guint8 *data, gsize len, sluice_ice_media *media);
+
+G_END_DECLS
+#endif
