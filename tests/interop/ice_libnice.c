@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Interop: the sluice ICE agent against libnice's NiceAgent (RFC 5245 mode,
  * regular nomination, trickle) in one process over loopback UDP. One loop
- * polls the sluice driver's sockets together with the GMainContext's fds
- * (g_main_context_prepare/query/check/dispatch), so neither side spins.
+ * (ice_nice.h) polls the sluice driver's sockets together with the
+ * GMainContext's fds, so neither side spins.
  * Cases, as TAP test points: host candidates with either side controlling
  * (libnice with regular and aggressive nomination), role conflicts, dual
  * stack, and relay-only through coturn (TURN server in the environment, see
@@ -12,12 +12,8 @@
  * and reports connection times (from both sides having remote credentials
  * to a selected pair). */
 #include "ice_interop.h"
+#include "ice_nice.h"
 #include "test.h"
-
-#include <glib.h>
-#include <nice/agent.h>
-
-_Static_assert(sizeof(GPollFD) == sizeof(struct pollfd), "GPollFD is struct pollfd");
 
 struct nice_side {
     NiceAgent *agent;
@@ -110,15 +106,6 @@ static const char *nice_type_name(NiceCandidateType t)
     return "?";
 }
 
-static sluice_addr nice_to_sluice_addr(const NiceAddress *na)
-{
-    struct sockaddr_storage ss;
-    sluice_addr a = {0};
-    nice_address_copy_to_sockaddr(na, (struct sockaddr *)&ss);
-    sluice_addr_from_sockaddr(&a, &ss, sizeof ss);
-    return a;
-}
-
 static void on_selected_pair(NiceAgent *agent, guint stream, guint comp, NiceCandidate *l,
                              NiceCandidate *r, gpointer data)
 {
@@ -132,8 +119,8 @@ static void on_selected_pair(NiceAgent *agent, guint stream, guint comp, NiceCan
     ss->n.selected = true;
     ss->n.sel_local_type = l->type;
     ss->n.sel_remote_type = r->type;
-    ss->n.sel_local = nice_to_sluice_addr(&l->addr);
-    ss->n.sel_remote = nice_to_sluice_addr(&r->addr);
+    ss->n.sel_local = ice_nice_addr(&l->addr);
+    ss->n.sel_remote = ice_nice_addr(&r->addr);
     nice_address_to_string(&l->addr, la);
     nice_address_to_string(&r->addr, ra);
     iop_diag("libnice selected pair: local %s %s:%u, remote %s %s:%u", nice_type_name(l->type), la,
@@ -153,28 +140,11 @@ static void on_recv(NiceAgent *agent, guint stream, guint comp, guint len, gchar
 
 /* --- the loop ----------------------------------------------------------- */
 
-/* One round over the sluice sockets and the GMainContext. */
-static void iterate(struct session *ss, uint64_t deadline)
-{
-    GPollFD fds[32];
-    gint prio, timeout_ms;
-    g_main_context_prepare(ss->ctx, &prio);
-    gint n = g_main_context_query(ss->ctx, prio, &timeout_ms, fds, G_N_ELEMENTS(fds));
-    if (n > (gint)G_N_ELEMENTS(fds)) {
-        iop_diag("more than %zu GLib fds", G_N_ELEMENTS(fds));
-        n = G_N_ELEMENTS(fds);
-    }
-    ice_drv_poll(ss->s.d, deadline, (struct pollfd *)fds, (size_t)n,
-                 timeout_ms < 0 ? SLUICE_NEVER : (uint64_t)timeout_ms * IOP_MS);
-    if (g_main_context_check(ss->ctx, prio, fds, n))
-        g_main_context_dispatch(ss->ctx);
-}
-
 static bool run_until(struct session *ss, uint64_t limit_us, bool (*done)(struct session *))
 {
     uint64_t deadline = ice_drv_now_us() + limit_us;
     while (!done(ss) && ice_drv_now_us() < deadline)
-        iterate(ss, deadline);
+        ice_nice_iterate(ss->ctx, &ss->s.d, 1, deadline);
     return done(ss);
 }
 
