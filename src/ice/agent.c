@@ -122,10 +122,10 @@ void sluice_ice_agent_free(sluice_ice_agent *a)
     if (a->turns)
         for (size_t i = 0; i < a->turns_cap; i++)
             sluice_turn_client_free(a->turns[i].tc);
-    for (size_t i = 0; i < a->n_turn; i++) {
-        sluice_xfree(&al, a->turn_user[i]);
-        sluice_xfree(&al, a->turn_pass[i]);
-    }
+    for (size_t i = 0; i < a->n_turn; i++)
+        for (size_t k = 0; k < 4; k++)
+            sluice_xfree(&al, a->turn_strings[i][k]);
+    sluice_xfree(&al, a->stream_rx);
     sluice_xfree(&al, a->software);
     sluice_xfree(&al, a->streams);
     sluice_xfree(&al, a->turns);
@@ -412,26 +412,41 @@ int sluice_ice_agent_add_stun_server(sluice_ice_agent *a, const sluice_addr *ser
 
 int sluice_ice_agent_add_turn_server(sluice_ice_agent *a, const sluice_ice_turn_server *server)
 {
+    const sluice_allocator *al;
     if (!a || !server || !server->username || !server->password ||
         (server->server.family != SLUICE_AF_INET && server->server.family != SLUICE_AF_INET6) ||
-        server->server.port == 0)
+        server->server.port == 0 ||
+        (server->transport != SLUICE_TRANSPORT_UDP && server->transport != SLUICE_TRANSPORT_TCP &&
+         server->transport != SLUICE_TRANSPORT_TLS) ||
+        (server->server_name && (!server->server_name[0] || strlen(server->server_name) > 255)))
         return SLUICE_ERR_INVALID;
-    if (server->transport != SLUICE_TRANSPORT_UDP)
-        return SLUICE_ERR_UNSUPPORTED;
     if (a->n_turn == ICE_MAX_SERVERS)
         return SLUICE_ERR_FULL;
-    size_t i = a->n_turn;
-    a->turn_user[i] = dup_str(&a->cfg.alloc, server->username);
-    a->turn_pass[i] = dup_str(&a->cfg.alloc, server->password);
-    if (!a->turn_user[i] || !a->turn_pass[i]) {
-        sluice_xfree(&a->cfg.alloc, a->turn_user[i]);
-        sluice_xfree(&a->cfg.alloc, a->turn_pass[i]);
-        a->turn_user[i] = a->turn_pass[i] = NULL;
+    al = &a->cfg.alloc;
+    /* Media relayed over a stream is reassembled by the TURN client and
+     * handed out from here (one datagram at a time). */
+    if (server->transport != SLUICE_TRANSPORT_UDP && !a->stream_rx &&
+        !(a->stream_rx = sluice_xcalloc(al, 1, ICE_STREAM_RX)))
         return SLUICE_ERR_NOMEM;
+    size_t i = a->n_turn;
+    const char *src[4] = {server->username, server->password, server->server_name,
+                          server->ca_file};
+    char **dst = a->turn_strings[i];
+    for (size_t k = 0; k < 4; k++) {
+        dst[k] = src[k] ? dup_str(al, src[k]) : NULL;
+        if (src[k] && !dst[k]) {
+            for (size_t j = 0; j < 4; j++) {
+                sluice_xfree(al, dst[j]);
+                dst[j] = NULL;
+            }
+            return SLUICE_ERR_NOMEM;
+        }
     }
     a->turn_servers[i] = *server;
-    a->turn_servers[i].username = a->turn_user[i];
-    a->turn_servers[i].password = a->turn_pass[i];
+    a->turn_servers[i].username = dst[0];
+    a->turn_servers[i].password = dst[1];
+    a->turn_servers[i].server_name = dst[2];
+    a->turn_servers[i].ca_file = dst[3];
     a->n_turn++;
     return 0;
 }
@@ -446,7 +461,7 @@ static bool signal_type(const sluice_ice_agent *a, sluice_ice_cand_type t)
 static void signal_local(sluice_ice_agent *a, struct stream *s, struct lcand *l)
 {
     sluice_ice_event ev;
-    if (l->signalled || !signal_type(a, l->c.type))
+    if (l->signalled || l->withdrawn || !signal_type(a, l->c.type))
         return;
     l->signalled = true;
     memset(&ev, 0, sizeof ev);
@@ -466,31 +481,47 @@ int ice_add_local(sluice_ice_agent *a, struct stream *s, sluice_ice_cand_type ty
     const struct base *b = &s->bases[base];
     /* Copies first: addr or related may point into the table that grows. */
     const sluice_addr at = *addr, rel = related ? *related : (sluice_addr){0};
+    sluice_transport via = turn >= 0 ? a->turns[turn].transport : SLUICE_TRANSPORT_UDP;
+    uint16_t local_pref = b->local_pref;
     struct lcand *l;
     int rc;
-    for (size_t i = 0; i < s->n_local; i++) {
-        if (s->local[i].base == base && sluice_addr_equal(&s->local[i].c.addr, &at))
-            return (int)i;
+    int idx = -1;
+    for (size_t i = 0; i < s->n_local && idx < 0; i++) {
+        if (s->local[i].base == base && sluice_addr_equal(&s->local[i].c.addr, &at)) {
+            /* A new allocation may get the relayed address of a lost one
+             * back: the candidate lives again, on the new allocation. */
+            if (!s->local[i].withdrawn || type != SLUICE_ICE_CAND_RELAY)
+                return (int)i;
+            idx = (int)i;
+        }
     }
-    rc = ice_grow(a, &s->local, &s->cap_local, s->n_local, s->max_local, sizeof *s->local);
-    if (rc < 0)
-        return rc;
-    l = &s->local[s->n_local];
+    if (idx < 0) {
+        rc = ice_grow(a, &s->local, &s->cap_local, s->n_local, s->max_local, sizeof *s->local);
+        if (rc < 0)
+            return rc;
+        idx = (int)s->n_local++;
+    }
+    l = &s->local[idx];
     memset(l, 0, sizeof *l);
     l->c.component = b->component;
     l->c.transport = SLUICE_TRANSPORT_UDP;
     l->c.type = type;
     l->c.addr = at;
-    l->c.priority = sluice_ice_priority(type, b->local_pref, b->component);
+    /* RFC 8445 §5.1.2.1 leaves local preferences to us: relayed
+     * candidates rank by the transport to the server first (UDP, TCP, TLS:
+     * fewer layers, no head-of-line blocking), then by base (RFC 8421).
+     * Over UDP that is the base's own preference. */
+    if (type == SLUICE_ICE_CAND_RELAY)
+        local_pref = (uint16_t)((3u - (unsigned)via) << 14 | (b->local_pref & 0x3FFFu));
+    l->c.priority = sluice_ice_priority(type, local_pref, b->component);
     if (related && type != SLUICE_ICE_CAND_HOST)
         l->c.related = rel;
-    ice_foundation(l->c.foundation, type, &b->addr, server);
+    ice_foundation(l->c.foundation, type, &b->addr, server, via);
     l->base = base;
     l->turn = turn;
-    s->n_local++;
     if (signal && s->gathering)
         signal_local(a, s, l);
-    return (int)(s->n_local - 1);
+    return idx;
 }
 
 /* RFC 8421 §4: IPv6 and IPv4 interleaved, IPv6 first. */
@@ -540,6 +571,60 @@ static bool server_family_ok(const sluice_addr *base, const sluice_addr *server)
     return base->family == server->family;
 }
 
+/* A TURN client for allocation t on TURN server k from base bi of stream
+ * s (allocated later by the pacer). On failure a SERVER_ERROR event and t
+ * stays unused. */
+static void turn_client_start(sluice_ice_agent *a, struct stream *s, int bi, size_t k,
+                              struct turn_alloc *t)
+{
+    const struct base *b = &s->bases[bi];
+    const sluice_ice_turn_server *ts = &a->turn_servers[k];
+    sluice_turn_client_config tc;
+    int err;
+    sluice_turn_client_config_init(&tc);
+    tc.server = ts->server;
+    tc.transport = ts->transport;
+    tc.server_name = ts->server_name;
+    tc.ca_file = ts->ca_file;
+    tc.tls_verify = !ts->tls_insecure;
+    tc.username = ts->username;
+    tc.password = ts->password;
+    tc.family = b->addr.family == SLUICE_AF_INET6 ? SLUICE_TURN_FAMILY_IPV6
+                                                  : SLUICE_TURN_FAMILY_IPV4;
+    tc.max_permissions = a->cfg.max_remote_candidates;
+    tc.max_channels = s->n_components > 8 ? s->n_components : 8;
+    /* UDP: unwrapped in place, never queued. A stream is reassembled and
+     * queued: room for everything one 64 KiB chunk can carry (8-byte
+     * ChannelData frames with their records). */
+    tc.recv_queue_bytes =
+        ts->transport == SLUICE_TRANSPORT_UDP ? 70u * 1024 : ICE_STREAM_QUEUE;
+    tc.software = a->software;
+    tc.rng = a->cfg.rng;
+    tc.alloc = a->cfg.alloc;
+    memset(t, 0, sizeof *t);
+    t->tc = sluice_turn_client_new(&tc, &err);
+    if (!t->tc) {
+        sluice_ice_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.type = SLUICE_ICE_EVENT_SERVER_ERROR;
+        ev.stream = s->id;
+        ev.server = ts->server;
+        ev.base = b->addr;
+        ev.transport = ts->transport;
+        ev.reason = err;
+        snprintf(ev.text, sizeof ev.text, "TURN client: %s", sluice_strerror(err));
+        ice_emit(a, &ev);
+        return;
+    }
+    t->used = true;
+    t->stream = s->id;
+    t->base = bi;
+    t->server = (int)k;
+    t->transport = ts->transport;
+    t->stream_server = ts->server;
+    t->lcand = -1;
+}
+
 /* Host candidate at once; Binding requests and allocations queued for the
  * pacer (RFC 8445 §5.1.1). */
 static void gather_base(sluice_ice_agent *a, uint64_t now, struct stream *s, int bi)
@@ -559,11 +644,8 @@ static void gather_base(sluice_ice_agent *a, uint64_t now, struct stream *s, int
         g->server = (int)k;
     }
     for (size_t k = 0; k < a->n_turn; k++) {
-        const sluice_ice_turn_server *ts = &a->turn_servers[k];
-        sluice_turn_client_config tc;
         struct turn_alloc *t = NULL;
-        int err;
-        if (!server_family_ok(&b->addr, &ts->server))
+        if (!server_family_ok(&b->addr, &a->turn_servers[k].server))
             continue;
         for (size_t i = 0; i < a->turns_cap; i++) {
             if (!a->turns[i].used) {
@@ -579,37 +661,7 @@ static void gather_base(sluice_ice_agent *a, uint64_t now, struct stream *s, int
         }
         if (!t)
             break;
-        sluice_turn_client_config_init(&tc);
-        tc.server = ts->server;
-        tc.transport = ts->transport;
-        tc.username = ts->username;
-        tc.password = ts->password;
-        tc.family = b->addr.family == SLUICE_AF_INET6 ? SLUICE_TURN_FAMILY_IPV6
-                                                      : SLUICE_TURN_FAMILY_IPV4;
-        tc.max_permissions = a->cfg.max_remote_candidates;
-        tc.max_channels = s->n_components > 8 ? s->n_components : 8;
-        tc.recv_queue_bytes = 70u * 1024; /* UDP: unwrapped in place, never queued */
-        tc.software = a->software;
-        tc.rng = a->cfg.rng;
-        tc.alloc = a->cfg.alloc;
-        memset(t, 0, sizeof *t);
-        t->tc = sluice_turn_client_new(&tc, &err);
-        if (!t->tc) {
-            sluice_ice_event ev;
-            memset(&ev, 0, sizeof ev);
-            ev.type = SLUICE_ICE_EVENT_SERVER_ERROR;
-            ev.stream = s->id;
-            ev.server = ts->server;
-            ev.reason = err;
-            snprintf(ev.text, sizeof ev.text, "TURN client: %s", sluice_strerror(err));
-            ice_emit(a, &ev);
-            continue;
-        }
-        t->used = true;
-        t->stream = s->id;
-        t->base = bi;
-        t->server = (int)k;
-        t->lcand = -1;
+        turn_client_start(a, s, bi, k, t);
     }
 }
 
@@ -723,6 +775,65 @@ static bool gather_pending(const sluice_ice_agent *a)
     return false;
 }
 
+/* Tell the driver to close the stream of allocation t to server. */
+static void close_stream(sluice_ice_agent *a, const struct stream *s, const struct turn_alloc *t,
+                         const sluice_addr *server)
+{
+    sluice_ice_event ev;
+    if (t->transport == SLUICE_TRANSPORT_UDP)
+        return;
+    memset(&ev, 0, sizeof ev);
+    ev.type = SLUICE_ICE_EVENT_CLOSE_STREAM;
+    ev.stream = s->id;
+    ev.server = *server;
+    ev.base = s->bases[t->base].addr;
+    ev.transport = t->transport;
+    ice_emit(a, &ev);
+}
+
+/* The allocation ti failed or is gone (an error, a lost refresh, its
+ * stream closed: RFC 8656 §3.1). Its relayed candidate is withdrawn: its
+ * pairs fail and it is never paired or signalled again (trickle has no way
+ * to take a candidate back; the peer's checks to it fail on their own). A
+ * selected pair on it cannot carry media any more: consent is lost at once
+ * rather than after the RFC 7675 §5.1 timeout, so that the application can
+ * restart (RFC 8445 §9), which allocates again. */
+static void turn_ended(sluice_ice_agent *a, uint64_t now, struct stream *s, int ti,
+                       const sluice_turn_event *tev)
+{
+    struct turn_alloc *t = &a->turns[ti];
+    sluice_ice_event ev;
+    t->done = true;
+    t->ended = true;
+    memset(&ev, 0, sizeof ev);
+    ev.type = SLUICE_ICE_EVENT_SERVER_ERROR;
+    ev.stream = s->id;
+    ev.server = a->turn_servers[t->server].server;
+    ev.base = s->bases[t->base].addr;
+    ev.transport = t->transport;
+    ev.error_code = tev->error_code;
+    ev.reason = tev->reason;
+    snprintf(ev.text, sizeof ev.text, "TURN %s: %s",
+             tev->type == SLUICE_TURN_EVENT_LOST ? "allocation lost" : "allocate failed",
+             tev->text);
+    ice_emit(a, &ev);
+    if (!t->stream_closed)
+        close_stream(a, s, t, &t->stream_server);
+    for (size_t i = 0; i < s->n_local; i++)
+        if (s->local[i].turn == ti)
+            s->local[i].withdrawn = true;
+    for (size_t p = 0; p < s->n_pairs; p++)
+        if (s->local[s->pairs[p].local].turn == ti)
+            ice_pair_failed(a, now, s, (int)p);
+    for (unsigned c = 1; c <= s->n_components; c++) {
+        const struct route_state *sel = &s->comp[c - 1].sel;
+        if (sel->valid && !sel->consent_lost && sel->turn == ti)
+            ice_consent_lost(a, s, c);
+    }
+    check_gathering_done(a, s);
+    ice_update_state(a, now, s);
+}
+
 /* TURN client events: relayed candidates, permissions, failures. */
 static void turn_events(sluice_ice_agent *a, uint64_t now, int ti)
 {
@@ -737,8 +848,10 @@ static void turn_events(sluice_ice_agent *a, uint64_t now, int ti)
         switch (tev.type) {
         case SLUICE_TURN_EVENT_ALLOCATED:
             t->done = true;
-            /* RFC 8445 §5.1.1.2: the mapped address is also server reflexive. */
-            if (!a->relay_only)
+            /* RFC 8445 §5.1.1.2: the mapped address is also server
+             * reflexive — over UDP only: over TCP/TLS it maps the stream,
+             * not the base's UDP socket. */
+            if (!a->relay_only && t->transport == SLUICE_TRANSPORT_UDP)
                 ice_add_local(a, s, SLUICE_ICE_CAND_SRFLX, &tev.mapped, &b->addr, t->base, -1,
                               srv, true);
             for (size_t r = 0; r < tev.n_relayed; r++) {
@@ -769,25 +882,15 @@ static void turn_events(sluice_ice_agent *a, uint64_t now, int ti)
             }
             break;
         case SLUICE_TURN_EVENT_ALLOCATE_FAILED:
-        case SLUICE_TURN_EVENT_LOST: {
-            sluice_ice_event ev;
-            t->done = true;
-            memset(&ev, 0, sizeof ev);
-            ev.type = SLUICE_ICE_EVENT_SERVER_ERROR;
-            ev.stream = s->id;
-            ev.server = *srv;
-            ev.error_code = tev.error_code;
-            ev.reason = tev.reason;
-            snprintf(ev.text, sizeof ev.text, "TURN %s: %s",
-                     tev.type == SLUICE_TURN_EVENT_LOST ? "allocation lost" : "allocate failed",
-                     tev.text);
-            ice_emit(a, &ev);
-            for (size_t p = 0; p < s->n_pairs; p++)
-                if (s->local[s->pairs[p].local].turn == ti)
-                    ice_pair_failed(a, now, s, (int)p);
-            check_gathering_done(a, s);
+        case SLUICE_TURN_EVENT_LOST:
+            turn_ended(a, now, s, ti, &tev);
             break;
-        }
+        case SLUICE_TURN_EVENT_REDIRECTED:
+            /* RFC 8489 §10: over TCP/TLS the new server gets a new stream
+             * (the next transmit names it); the old one is done. */
+            close_stream(a, s, t, &t->stream_server);
+            t->stream_server = tev.server;
+            break;
         default:
             break;
         }
@@ -869,6 +972,20 @@ int sluice_ice_agent_restart(sluice_ice_agent *a, uint64_t now_us, int stream)
         s->comp[c].first_valid_us = 0;
         s->comp[c].sel.pair = -1;
     }
+    /* An allocation that failed or was lost is made again (a stream that
+     * closed, a relay that restarted); its old relayed candidate stays
+     * withdrawn, and the stream gathers until the new one is known. */
+    for (size_t i = 0; i < a->turns_cap; i++) {
+        struct turn_alloc *t = &a->turns[i];
+        if (!t->used || t->stream != s->id || !t->ended)
+            continue;
+        int bi = t->base;
+        size_t k = (size_t)t->server;
+        sluice_turn_client_free(t->tc);
+        turn_client_start(a, s, bi, k, t);
+        if (t->used && s->gathering)
+            s->gathering_done = false;
+    }
     /* Candidates stay; they are signalled again with the new credentials
      * (RFC 8838 §4: a restart starts a new trickle session). */
     for (size_t i = 0; i < s->n_local; i++) {
@@ -908,12 +1025,14 @@ static int find_base(const sluice_ice_agent *a, const sluice_addr *local, struct
     return -1;
 }
 
+/* The allocation of base on server over transport (a base may have a UDP
+ * and a TCP allocation on one server address). */
 static int find_turn(const sluice_ice_agent *a, const struct stream *s, int base,
-                     const sluice_addr *from)
+                     const sluice_addr *from, sluice_transport transport)
 {
     for (size_t i = 0; i < a->turns_cap; i++) {
         const struct turn_alloc *t = &a->turns[i];
-        if (t->used && t->stream == s->id && t->base == base) {
+        if (t->used && t->stream == s->id && t->base == base && t->transport == transport) {
             sluice_addr srv;
             sluice_turn_client_server(t->tc, &srv);
             if (sluice_addr_equal(&srv, from))
@@ -963,7 +1082,7 @@ int sluice_ice_agent_handle_datagram(sluice_ice_agent *a, uint64_t now_us,
         a->stats.media_dropped++;
         return 0;
     }
-    ti = find_turn(a, s, bi, remote);
+    ti = find_turn(a, s, bi, remote, SLUICE_TRANSPORT_UDP);
     if (ti >= 0) {
         struct turn_alloc *t = &a->turns[ti];
         sluice_addr peer;
@@ -987,6 +1106,81 @@ int sluice_ice_agent_handle_datagram(sluice_ice_agent *a, uint64_t now_us,
         return 0;
     }
     return deliver_media(a, s, s->bases[bi].component, remote, data, len, media);
+}
+
+/* Peer datagrams the TURN client reassembled from the stream of
+ * allocation ti: checks and answers go to the agent, the first media
+ * datagram is returned (a view into a->stream_rx). */
+static int stream_media(sluice_ice_agent *a, uint64_t now, struct stream *s, int bi, int ti,
+                        sluice_ice_media *media)
+{
+    sluice_addr peer, relayed;
+    size_t len;
+    while (!a->turns[ti].ended &&
+           sluice_turn_client_recv(a->turns[ti].tc, &peer, a->stream_rx, ICE_STREAM_RX, &len) ==
+               1) {
+        if (len >= 20 && a->stream_rx[0] < 4 && sluice_stun_is_stun(a->stream_rx, len)) {
+            int li = a->turns[ti].lcand;
+            relayed = li >= 0 ? s->local[li].c.addr : s->bases[bi].addr;
+            ice_handle_stun(a, now, s, bi, ti, &relayed, &peer, a->stream_rx, len);
+            continue;
+        }
+        if (deliver_media(a, s, s->bases[bi].component, &peer, a->stream_rx, len, media) == 1)
+            return 1;
+    }
+    return 0;
+}
+
+/* The live allocation behind the stream (base, server, transport), or -1. */
+static int find_stream(const sluice_ice_agent *a, const sluice_addr *base,
+                       const sluice_addr *server, sluice_transport transport, struct stream **s)
+{
+    int bi = find_base(a, base, s);
+    int ti = bi < 0 ? -1 : find_turn(a, *s, bi, server, transport);
+    return ti >= 0 && !a->turns[ti].ended ? ti : -1;
+}
+
+int sluice_ice_agent_handle_stream(sluice_ice_agent *a, uint64_t now_us, const sluice_addr *base,
+                                   const sluice_addr *server, sluice_transport transport,
+                                   const uint8_t *data, size_t len, sluice_ice_media *media)
+{
+    struct stream *s = NULL;
+    int ti, rc;
+    if (!a || !base || !server || (!data && len) || !media ||
+        (transport != SLUICE_TRANSPORT_TCP && transport != SLUICE_TRANSPORT_TLS))
+        return SLUICE_ERR_INVALID;
+    ti = find_stream(a, base, server, transport, &s);
+    if (ti < 0)
+        return SLUICE_ERR_NOT_FOUND;
+    if (len) {
+        /* Any split: the client reassembles STUN and padded ChannelData
+         * frames (RFC 8656 §12.5) and decrypts TLS. A stream it cannot
+         * frame is fatal for the allocation (turn_ended via the event). */
+        rc = sluice_turn_client_handle_datagram(a->turns[ti].tc, now_us, server, data, len);
+        turn_events(a, now_us, ti);
+        if (rc < 0)
+            return rc;
+    }
+    return stream_media(a, now_us, s, a->turns[ti].base, ti, media);
+}
+
+int sluice_ice_agent_handle_stream_closed(sluice_ice_agent *a, uint64_t now_us,
+                                          const sluice_addr *base, const sluice_addr *server,
+                                          sluice_transport transport)
+{
+    struct stream *s = NULL;
+    int ti;
+    if (!a || !base || !server ||
+        (transport != SLUICE_TRANSPORT_TCP && transport != SLUICE_TRANSPORT_TLS))
+        return SLUICE_ERR_INVALID;
+    ti = find_stream(a, base, server, transport, &s);
+    if (ti < 0)
+        return SLUICE_ERR_NOT_FOUND;
+    /* The driver closed it already: no CLOSE_STREAM back. */
+    a->turns[ti].stream_closed = true;
+    sluice_turn_client_handle_stream_closed(a->turns[ti].tc, now_us);
+    turn_events(a, now_us, ti);
+    return 0;
 }
 
 void sluice_ice_agent_handle_timeout(sluice_ice_agent *a, uint64_t now_us)
@@ -1073,7 +1267,9 @@ int sluice_ice_agent_poll_transmit(sluice_ice_agent *a, uint64_t now_us, uint8_t
     for (size_t i = 0; i < a->turns_cap; i++) {
         struct turn_alloc *t = &a->turns[i];
         struct stream *s;
-        if (!t->used || !(s = ice_stream(a, t->stream)))
+        /* An ended client may still hold a TLS alert: its stream is being
+         * closed (CLOSE_STREAM), a transmit would open a new one. */
+        if (!t->used || t->ended || !(s = ice_stream(a, t->stream)))
             continue;
         rc = sluice_turn_client_poll_transmit(t->tc, now_us, buf, cap, meta);
         if (rc != 0) {
@@ -1102,14 +1298,19 @@ int sluice_ice_agent_route(const sluice_ice_agent *a, int stream, unsigned compo
     route->peer = sel->remote.addr;
     route->transport = SLUICE_TRANSPORT_UDP;
     if (sel->turn >= 0) {
+        const struct turn_alloc *t = &a->turns[sel->turn];
         sluice_turn_route tr;
-        int rc = sluice_turn_client_route(a->turns[sel->turn].tc, &sel->remote.addr, &tr);
-        route->destination = tr.server;
+        int rc = sluice_turn_client_route(t->tc, &sel->remote.addr, &tr);
+        route->transport = t->transport;
         if (rc == 0) {
+            /* UDP, or TCP with padding (RFC 8656 §12.5) */
+            route->destination = tr.server;
             route->framing = SLUICE_ICE_FRAMING_CHANNEL;
             route->channel = tr.channel;
+            route->pad = tr.pad;
         } else {
-            sluice_turn_client_server(a->turns[sel->turn].tc, &route->destination);
+            /* no channel yet, or TLS: the agent wraps (and encrypts) */
+            sluice_turn_client_server(t->tc, &route->destination);
             route->framing = SLUICE_ICE_FRAMING_SEND;
         }
     } else {

@@ -59,12 +59,13 @@ bool ice_chars_ok(const char *s, size_t min, size_t max)
  * same base IP, learned from the same server, over the same transport. A
  * 64-bit FNV-1a of those, printed as 8 base64-ish ice-chars. */
 void ice_foundation(char out[SLUICE_ICE_FOUNDATION_MAX + 1], sluice_ice_cand_type type,
-                    const sluice_addr *base, const sluice_addr *server)
+                    const sluice_addr *base, const sluice_addr *server,
+                    sluice_transport server_transport)
 {
     static const char digits[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     uint64_t h = 1469598103934665603ull;
-    uint8_t buf[1 + 1 + 16 + 1 + 16 + 2];
+    uint8_t buf[1 + 1 + 16 + 1 + 16 + 2 + 1];
     size_t n = 0;
 
     buf[n++] = (uint8_t)type;
@@ -77,6 +78,10 @@ void ice_foundation(char out[SLUICE_ICE_FOUNDATION_MAX + 1], sluice_ice_cand_typ
         n += 16;
         buf[n++] = (uint8_t)(server->port >> 8);
         buf[n++] = (uint8_t)server->port;
+        /* §5.1.1.3: and the same transport to the server (UDP foundations
+         * stay what they were). */
+        if (server_transport != SLUICE_TRANSPORT_UDP)
+            buf[n++] = (uint8_t)server_transport;
     }
     for (size_t i = 0; i < n; i++) {
         h ^= buf[i];

@@ -76,7 +76,7 @@ bool ice_pairable_local(const sluice_ice_agent *a, const struct lcand *l)
     /* §6.1.2.4: srflx locals are replaced by their base, which is the host
      * candidate already paired; prflx locals only appear in valid pairs. */
     if (l->c.type == SLUICE_ICE_CAND_RELAY)
-        return true;
+        return !l->withdrawn;
     return l->c.type == SLUICE_ICE_CAND_HOST && !a->relay_only;
 }
 

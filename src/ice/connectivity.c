@@ -194,7 +194,7 @@ int ice_poll_checks(sluice_ice_agent *a, uint64_t now, uint8_t *buf, size_t cap,
 /* ------------------------------------------------------------------------ */
 /* Timers */
 
-static void consent_lost(sluice_ice_agent *a, struct stream *s, unsigned comp)
+void ice_consent_lost(sluice_ice_agent *a, struct stream *s, unsigned comp)
 {
     struct route_state *sel = &s->comp[comp - 1].sel;
     sluice_ice_event ev;
@@ -250,7 +250,7 @@ void ice_timers(sluice_ice_agent *a, uint64_t now)
                 continue;
             /* RFC 7675 §5.1: no answer for consent_timeout: stop sending. */
             if (now >= sel->consent_expires_us) {
-                consent_lost(a, s, c);
+                ice_consent_lost(a, s, c);
                 continue;
             }
             if (now >= sel->next_consent_us) {

@@ -16,6 +16,8 @@
 #define ICE_RESP_SLOTS 32 /* queued check responses */
 #define ICE_RESP_MAX 192  /* a check response: XOR-MAPPED, MI, FP, SOFTWARE */
 #define ICE_MSG_MAX 1024  /* a check request we build */
+#define ICE_STREAM_RX 65536 /* one relayed datagram from a TCP/TLS stream */
+#define ICE_STREAM_QUEUE (256u * 1024) /* TURN client receive queue over TCP/TLS */
 
 /* RFC 8445 §5.1.2.2 recommended type preferences. */
 #define ICE_TYPE_PREF_HOST 126
@@ -39,6 +41,7 @@ struct lcand {
     int base; /* index in stream->bases */
     int turn; /* RELAY: index in agent->turns, else -1 */
     bool signalled;
+    bool withdrawn; /* RELAY: the allocation is gone; never paired or signalled again */
 };
 
 struct rcand {
@@ -145,8 +148,12 @@ struct turn_alloc {
     bool used;
     int stream, base, server;
     sluice_turn_client *tc;
+    sluice_transport transport;
+    sluice_addr stream_server; /* TCP/TLS: where the current stream goes (redirects) */
     bool started;
     bool done;   /* allocated or failed: counts for gathering */
+    bool ended;  /* failed or lost: the client is finished */
+    bool stream_closed; /* TCP/TLS: the driver said the stream closed */
     int lcand;   /* relay candidate, -1 */
 };
 
@@ -168,8 +175,9 @@ struct sluice_ice_agent {
     sluice_addr stun_servers[ICE_MAX_SERVERS];
     size_t n_stun;
     sluice_ice_turn_server turn_servers[ICE_MAX_SERVERS];
-    char *turn_user[ICE_MAX_SERVERS], *turn_pass[ICE_MAX_SERVERS];
+    char *turn_strings[ICE_MAX_SERVERS][4]; /* copies: username, password, server_name, ca_file */
     size_t n_turn;
+    uint8_t *stream_rx; /* media relayed over a TCP/TLS stream: ICE_STREAM_RX bytes */
     struct turn_alloc *turns;
     size_t turns_cap, max_turns;
     /* pacing (RFC 8445 §14.2) */
@@ -201,7 +209,8 @@ void ice_gather_result(sluice_ice_agent *a, struct stream *s, struct gather *g,
 
 /* candidate.c */
 void ice_foundation(char out[SLUICE_ICE_FOUNDATION_MAX + 1], sluice_ice_cand_type type,
-                    const sluice_addr *base, const sluice_addr *server);
+                    const sluice_addr *base, const sluice_addr *server,
+                    sluice_transport server_transport);
 bool ice_chars_ok(const char *s, size_t min, size_t max);
 
 /* checklist.c */
@@ -230,6 +239,7 @@ int ice_handle_stun(sluice_ice_agent *a, uint64_t now, struct stream *s_hint, in
                     const sluice_addr *local, const sluice_addr *remote, const uint8_t *data,
                     size_t len);
 void ice_timers(sluice_ice_agent *a, uint64_t now);
+void ice_consent_lost(sluice_ice_agent *a, struct stream *s, unsigned comp);
 uint64_t ice_consent_interval(sluice_ice_agent *a);
 uint64_t ice_timers_deadline(const sluice_ice_agent *a);
 int ice_poll_checks(sluice_ice_agent *a, uint64_t now, uint8_t *buf, size_t cap,

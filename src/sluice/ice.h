@@ -107,18 +107,32 @@ SLUICE_API sluice_ice_agent *sluice_ice_agent_new(const sluice_ice_config *cfg, 
 SLUICE_API void sluice_ice_agent_free(sluice_ice_agent *a);
 
 /* A TURN server to gather relayed candidates from (RFC 8445 §5.1.1.2).
- * One allocation per (server, base of the server's family). UDP only for
- * now. Strings are copied. */
+ * One allocation per (server, base of the server's family). The relayed
+ * address is UDP whatever the transport to the server (RFC 8656 §3.1).
+ * Over TCP and TLS ("turn:...?transport=tcp", "turns:", RFC 7065) the
+ * driver carries a byte stream from the base's IP to the server: see
+ * "Streams to TURN servers" below. Strings are copied. Zero-initialise
+ * the struct: a zero field keeps its default. */
 typedef struct sluice_ice_turn_server {
     sluice_addr server;
-    sluice_transport transport;
+    sluice_transport transport; /* UDP, TCP or TLS */
     const char *username;
     const char *password;
+    /* TLS: the name sent as SNI and checked against the certificate (a DNS
+     * name or an IP literal, at most 255 bytes). NULL: the server's IP. */
+    const char *server_name;
+    /* TLS: CA bundle (PEM) to verify the server with. NULL: the system
+     * store. Read when gathering starts on a base. */
+    const char *ca_file;
+    /* TLS: do not verify the server certificate (tests only). The zero
+     * default verifies. */
+    bool tls_insecure;
 } sluice_ice_turn_server;
 
 /* Servers apply to every stream and base; add them before gathering.
- * Returns 0, SLUICE_ERR_FULL (8 of each), SLUICE_ERR_INVALID,
- * SLUICE_ERR_UNSUPPORTED (TURN over TCP/TLS). */
+ * Relayed candidates rank UDP above TCP above TLS on the same base.
+ * Returns 0, SLUICE_ERR_FULL (8 of each), SLUICE_ERR_INVALID (bad address,
+ * transport or name), SLUICE_ERR_NOMEM. */
 SLUICE_API int sluice_ice_agent_add_stun_server(sluice_ice_agent *a, const sluice_addr *server);
 SLUICE_API int sluice_ice_agent_add_turn_server(sluice_ice_agent *a,
                                                 const sluice_ice_turn_server *server);
@@ -198,10 +212,63 @@ SLUICE_API int sluice_ice_agent_handle_datagram(sluice_ice_agent *a, uint64_t no
                                                 size_t len, sluice_ice_media *media);
 SLUICE_API void sluice_ice_agent_handle_timeout(sluice_ice_agent *a, uint64_t now_us);
 SLUICE_API uint64_t sluice_ice_agent_next_timeout(const sluice_ice_agent *a);
-/* Next datagram: meta->source is the base to send from. Returns the
- * length, 0 when none, SLUICE_ERR_NOSPACE (kept; 2048 bytes suffice). */
+/* Next bytes to send: meta->source is the base to send from. With
+ * meta->transport UDP they are one datagram to meta->destination; with TCP
+ * or TLS they are the next bytes of the stream from that base to the TURN
+ * server meta->destination (see below). Returns the length, 0 when none,
+ * SLUICE_ERR_NOSPACE (kept; 2048 bytes suffice, TLS output is split to
+ * fit). */
 SLUICE_API int sluice_ice_agent_poll_transmit(sluice_ice_agent *a, uint64_t now_us, uint8_t *buf,
                                               size_t cap, sluice_transmit *meta);
+
+/* Streams to TURN servers (TCP, or TLS inside the agent: RFC 8656 §3.1).
+ * A stream is named by (base, server, transport), as in a transmit:
+ * - Opening: the first transmit with meta->transport TCP or TLS for a
+ *   (source, destination) pair means "connect a TCP stream from the
+ *   base's IP (port 0: any) to destination". The driver queues the bytes
+ *   while connecting and writes every later transmit for the same triple
+ *   on it, in order (TLS records are already encrypted: for the driver TLS
+ *   is TCP). A base may have a UDP and a TCP allocation on the same server
+ *   address: they are different streams.
+ * - Reading: every chunk read from the stream goes to
+ *   sluice_ice_agent_handle_stream(), in order, split anywhere.
+ * - Closing: when the connection fails (refused, reset, EOF, the driver's
+ *   own write queue overflowing), call sluice_ice_agent_handle_stream_closed().
+ *   When the agent no longer needs a stream (its allocation failed or was
+ *   lost, or the server redirected it elsewhere) it emits
+ *   SLUICE_ICE_EVENT_CLOSE_STREAM; close it then, without calling
+ *   handle_stream_closed. Closing a stream deletes its allocation (RFC 8656
+ *   §3.1). sluice_ice_agent_free() emits nothing: close every stream. */
+
+/* Bytes read from the stream (base, server, transport TCP or TLS). STUN
+ * answers and relayed connectivity checks are consumed. Returns 1 with
+ * *media set when the bytes completed a datagram of media relayed from the
+ * peer; a chunk may complete several: call again with data NULL and len 0
+ * until it returns 0 to get the others. *media is a view into the agent,
+ * valid until the next call on the agent. Returns 0 when nothing (more) is
+ * for the application; SLUICE_ERR_NOT_FOUND when no allocation uses this
+ * stream (any more: close it); a negative code when the bytes broke the
+ * stream — SLUICE_ERR_MALFORMED (neither STUN nor ChannelData, RFC 8656
+ * §12.5), a TLS failure (SLUICE_ERR_CRYPTO, SLUICE_ERR_AUTH for a
+ * certificate that does not verify, SLUICE_ERR_STATE when the server
+ * closed the TLS session): the allocation is gone, with SERVER_ERROR and
+ * CLOSE_STREAM events; SLUICE_ERR_INVALID for bad arguments. Chunks of up
+ * to 64 KiB are never dropped; larger ones may lose media (counted). */
+SLUICE_API int sluice_ice_agent_handle_stream(sluice_ice_agent *a, uint64_t now_us,
+                                              const sluice_addr *base, const sluice_addr *server,
+                                              sluice_transport transport, const uint8_t *data,
+                                              size_t len, sluice_ice_media *media);
+/* The stream (base, server, transport) failed or closed. Its allocation is
+ * gone (RFC 8656 §3.1): a SERVER_ERROR event; its relayed candidate is
+ * withdrawn (its pairs fail, it is not offered again); a selected pair on
+ * it loses consent at once (CONSENT_LOST, state disconnected: RFC 8445 §9
+ * restart to recover — a restart allocates again on a lost allocation's
+ * server). Returns 0, SLUICE_ERR_NOT_FOUND (no allocation uses it),
+ * SLUICE_ERR_INVALID. */
+SLUICE_API int sluice_ice_agent_handle_stream_closed(sluice_ice_agent *a, uint64_t now_us,
+                                                     const sluice_addr *base,
+                                                     const sluice_addr *server,
+                                                     sluice_transport transport);
 
 typedef enum {
     SLUICE_ICE_NEW = 0,
@@ -220,8 +287,9 @@ typedef enum {
     SLUICE_ICE_EVENT_SELECTED_PAIR = 4,   /* stream, component, local, remote */
     SLUICE_ICE_EVENT_CONSENT_LOST = 5,    /* stream, component, local, remote */
     SLUICE_ICE_EVENT_ROLE = 6,            /* controlling: the new role */
-    SLUICE_ICE_EVENT_SERVER_ERROR = 7,    /* server, error_code, reason, text */
+    SLUICE_ICE_EVENT_SERVER_ERROR = 7,    /* server, error_code, reason, text (TURN: base, transport) */
     SLUICE_ICE_EVENT_REMOTE_PRFLX = 8,    /* stream, remote: a learned candidate */
+    SLUICE_ICE_EVENT_CLOSE_STREAM = 9,    /* base, server, transport: close this stream */
 } sluice_ice_event_type;
 
 typedef struct sluice_ice_event {
@@ -236,6 +304,8 @@ typedef struct sluice_ice_event {
     int error_code;
     int reason;
     char text[96];
+    sluice_addr base;           /* SERVER_ERROR (TURN), CLOSE_STREAM */
+    sluice_transport transport; /* ... and the transport to the server */
 } sluice_ice_event;
 
 /* Next event, FIFO, never overwritten. When the queue is full new events
@@ -247,10 +317,17 @@ SLUICE_API bool sluice_ice_agent_poll_event(sluice_ice_agent *a, sluice_ice_even
 
 typedef enum {
     SLUICE_ICE_FRAMING_NONE = 0,    /* send the payload as is */
-    SLUICE_ICE_FRAMING_CHANNEL = 1, /* 4-byte ChannelData header in headroom */
-    SLUICE_ICE_FRAMING_SEND = 2,    /* use sluice_ice_agent_send() (Send indication) */
+    SLUICE_ICE_FRAMING_CHANNEL = 1, /* 4-byte ChannelData header in headroom (and pad) */
+    /* use sluice_ice_agent_send(): a Send indication until the channel is
+     * bound, and always over TLS (it encrypts) */
+    SLUICE_ICE_FRAMING_SEND = 2,
 } sluice_ice_framing;
 
+/* Where media goes. transport UDP: a datagram from base to destination.
+ * TCP: bytes on the stream (base, destination, TCP) — ChannelData header,
+ * payload and, with pad, zeros up to a multiple of 4 (RFC 8656 §12.5).
+ * TLS: framing is SEND; write sluice_ice_agent_send()'s output on the
+ * stream (base, destination, TLS). */
 typedef struct sluice_ice_route {
     sluice_addr base;        /* local socket */
     sluice_addr destination; /* remote candidate, or the TURN server */
@@ -258,6 +335,7 @@ typedef struct sluice_ice_route {
     sluice_ice_framing framing;
     uint16_t channel;
     sluice_addr peer;        /* the remote candidate (differs from destination when relayed) */
+    bool pad;                /* CHANNEL over TCP: pad to a multiple of 4 bytes */
 } sluice_ice_route;
 
 /* Current route of a component. Returns 0, SLUICE_ERR_STATE (no selected
@@ -266,8 +344,10 @@ typedef struct sluice_ice_route {
 SLUICE_API int sluice_ice_agent_route(const sluice_ice_agent *a, int stream, unsigned component,
                                       sluice_ice_route *route);
 /* Wrap and address one datagram of media for the component's selected
- * pair (copying): needed for FRAMING_SEND, works for every route. Returns
- * the length written to out and fills meta, or SLUICE_ERR_STATE. */
+ * pair (copying): needed for FRAMING_SEND, works for every route. Over
+ * TLS, output (this record and any earlier pending one) that does not fit
+ * in cap comes later from poll_transmit. Returns the length written to out
+ * and fills meta, or SLUICE_ERR_STATE, SLUICE_ERR_NOSPACE. */
 SLUICE_API int sluice_ice_agent_send(sluice_ice_agent *a, uint64_t now_us, int stream,
                                      unsigned component, const uint8_t *data, size_t len,
                                      uint8_t *out, size_t cap, sluice_transmit *meta);

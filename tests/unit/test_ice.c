@@ -4,6 +4,7 @@
  * in tests/sim; here are the protocol rules between two agents. */
 #include "sluice/ice.h"
 #include "fail_alloc.h"
+#include "fake_turn.h"
 #include "test.h"
 
 #define MS 1000ull
@@ -751,6 +752,378 @@ static void test_alloc_failures(void)
     CHECK(ok > 0);
 }
 
+/* ------------------------------------------------------------------------ */
+/* TURN over TCP and TLS: the stream contract (sluice/ice.h "Streams to TURN
+ * servers", RFC 8656 §3.1) against the scripted server of fake_turn.h,
+ * which answers UDP datagrams and TCP stream messages alike. Whole
+ * sessions through a relayed stream run in tests/sim. */
+
+struct st {
+    sluice_ice_agent *ag;
+    sluice_test_rng rng;
+    uint64_t now;
+    sluice_addr base, server, peer;
+    struct fake_turn ft[2]; /* by transport: UDP, TCP */
+    bool silent;            /* the servers answer nothing */
+    unsigned tx[3];         /* transmits by transport */
+    uint8_t first_byte[3];
+    int server_errors, close_streams, gathering_done, srflx;
+    sluice_ice_event last_error, last_close;
+    sluice_ice_candidate relay[4];
+    int n_relay;
+    char media[4][32];
+    int n_media;
+};
+
+static void st_media(struct st *t, const sluice_ice_media *m)
+{
+    CHECK_EQ(m->stream, 1);
+    CHECK(sluice_addr_equal(&m->from, &t->peer));
+    if (t->n_media < 4 && m->len < 32) {
+        memcpy(t->media[t->n_media], m->data, m->len);
+        t->media[t->n_media][m->len] = '\0';
+    }
+    t->n_media++;
+}
+
+/* Stream bytes into the agent, then every media datagram they completed.
+ * Returns the first call's code. */
+static int st_feed(struct st *t, sluice_transport tr, const uint8_t *data, size_t len)
+{
+    sluice_ice_media m;
+    int rc = sluice_ice_agent_handle_stream(t->ag, t->now, &t->base, &t->server, tr, data, len, &m);
+    for (int r = rc, guard = 0; r == 1 && guard < 100; guard++) {
+        st_media(t, &m);
+        r = sluice_ice_agent_handle_stream(t->ag, t->now, &t->base, &t->server, tr, NULL, 0, &m);
+        CHECK(r >= 0);
+    }
+    return rc;
+}
+
+static void st_pump(struct st *t)
+{
+    uint8_t buf[2048], resp[2048];
+    sluice_transmit meta;
+    sluice_ice_event ev;
+    int n;
+    while ((n = sluice_ice_agent_poll_transmit(t->ag, t->now, buf, sizeof buf, &meta)) > 0) {
+        CHECK(sluice_addr_equal(&meta.source, &t->base));
+        if (meta.transport > SLUICE_TRANSPORT_TLS)
+            continue;
+        t->tx[meta.transport]++;
+        t->first_byte[meta.transport] = buf[0];
+        if (!sluice_addr_equal(&meta.destination, &t->server) || t->silent ||
+            meta.transport == SLUICE_TRANSPORT_TLS)
+            continue;
+        /* Over TCP a transmit is whole messages: one here. */
+        int r = fake_turn_answer(&t->ft[meta.transport], buf, (size_t)n, resp, sizeof resp);
+        if (r <= 0)
+            continue;
+        if (meta.transport == SLUICE_TRANSPORT_UDP) {
+            sluice_ice_media m;
+            CHECK_EQ(sluice_ice_agent_handle_datagram(t->ag, t->now, &t->base, &t->server, resp,
+                                                      (size_t)r, &m), 0);
+        } else {
+            CHECK_EQ(st_feed(t, SLUICE_TRANSPORT_TCP, resp, (size_t)r), 0);
+        }
+    }
+    CHECK_EQ(n, 0);
+    while (sluice_ice_agent_poll_event(t->ag, &ev)) {
+        switch (ev.type) {
+        case SLUICE_ICE_EVENT_LOCAL_CANDIDATE:
+            if (ev.candidate.type == SLUICE_ICE_CAND_RELAY && t->n_relay < 4)
+                t->relay[t->n_relay++] = ev.candidate;
+            if (ev.candidate.type == SLUICE_ICE_CAND_SRFLX)
+                t->srflx++;
+            break;
+        case SLUICE_ICE_EVENT_GATHERING_DONE:
+            t->gathering_done++;
+            break;
+        case SLUICE_ICE_EVENT_SERVER_ERROR:
+            t->server_errors++;
+            t->last_error = ev;
+            break;
+        case SLUICE_ICE_EVENT_CLOSE_STREAM:
+            t->close_streams++;
+            t->last_close = ev;
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static void st_run(struct st *t, uint64_t until)
+{
+    st_pump(t);
+    for (int guard = 0; guard < 10000; guard++) {
+        uint64_t next = sluice_ice_agent_next_timeout(t->ag);
+        if (next > until)
+            break;
+        if (next > t->now)
+            t->now = next;
+        sluice_ice_agent_handle_timeout(t->ag, t->now);
+        st_pump(t);
+    }
+    t->now = until;
+}
+
+/* An agent with one base, a remote peer (credentials and one host
+ * candidate) and TURN servers on one address over the transports in mask
+ * (bit per sluice_transport). */
+static void st_init(struct st *t, unsigned mask, bool relay_only)
+{
+    sluice_ice_config cfg;
+    sluice_ice_candidate c;
+    memset(t, 0, sizeof *t);
+    t->now = 1 * SEC;
+    sluice_ice_config_init(&cfg);
+    cfg.controlling = true;
+    sluice_test_rng_init(&t->rng, 77);
+    cfg.rng.fill = sluice_test_rng_fill;
+    cfg.rng.ctx = &t->rng;
+    t->ag = sluice_ice_agent_new(&cfg, NULL);
+    CHECK(t->ag != NULL);
+    sluice_ice_agent_set_relay_only(t->ag, relay_only);
+    addr4(&t->base, 1, 5000);
+    CHECK_EQ(sluice_addr_parse(&t->server, "203.0.113.9:3478", 0), 0);
+    for (int k = 0; k < 2; k++) {
+        fake_turn_init(&t->ft[k]);
+        /* different allocations, different relayed addresses */
+        t->ft[k].relayed4.port = (uint16_t)(50000 + k);
+    }
+    for (int tr = SLUICE_TRANSPORT_UDP; tr <= SLUICE_TRANSPORT_TLS; tr++) {
+        if (!(mask & (1u << tr)))
+            continue;
+        sluice_ice_turn_server ts = {.server = t->server, .transport = (sluice_transport)tr,
+                                     .username = "alice", .password = "secret"};
+        CHECK_EQ(sluice_ice_agent_add_turn_server(t->ag, &ts), 0);
+    }
+    CHECK_EQ(sluice_ice_agent_add_stream(t->ag, 1), 1);
+    CHECK_EQ(sluice_ice_agent_add_base(t->ag, t->now, 1, 1, &t->base), 0);
+    CHECK_EQ(sluice_ice_agent_set_remote_credentials(t->ag, t->now, 1, "rfrg",
+                                                     "remotePasswordOfPeer1xyz"), 0);
+    CHECK_EQ(sluice_ice_candidate_parse(&c, "candidate:1 1 udp 2130706431 192.0.2.2 6000 typ host"),
+             0);
+    t->peer = c.addr;
+    CHECK_EQ(sluice_ice_agent_add_remote_candidate(t->ag, t->now, 1, &c), 0);
+    CHECK_EQ(sluice_ice_agent_gather(t->ag, t->now), 0);
+}
+
+static void test_turn_stream_chunks(void)
+{
+    struct st t;
+    uint8_t buf[512];
+    const char *texts[2] = {"first media", "second, a bit longer"};
+    size_t n = 0;
+    st_init(&t, 1u << SLUICE_TRANSPORT_TCP, false);
+    st_run(&t, t.now + 2 * SEC);
+    /* Allocated over TCP: a relayed (UDP) candidate; the mapped address
+     * maps the TCP stream, so no server-reflexive candidate from it. */
+    CHECK(t.tx[SLUICE_TRANSPORT_TCP] >= 3);
+    CHECK_EQ(t.n_relay, 1);
+    CHECK_EQ(t.relay[0].transport, SLUICE_TRANSPORT_UDP);
+    CHECK(sluice_addr_equal(&t.relay[0].addr, &t.ft[1].relayed4));
+    CHECK_EQ(t.srflx, 0);
+    CHECK_EQ(t.server_errors, 0);
+    /* A permission for the peer, then a check through the relay as a Send
+     * indication on the stream. */
+    CHECK(t.ft[1].authenticated[SLUICE_STUN_CREATE_PERMISSION] >= 1);
+    CHECK(t.ft[1].indications[SLUICE_STUN_SEND] >= 1);
+
+    /* Two Data indications from the peer in one piece of stream, split at
+     * every byte boundary: each comes out once, whole, in order. */
+    for (int i = 0; i < 2; i++) {
+        int r = fake_turn_data_indication(&t.peer, (const uint8_t *)texts[i], strlen(texts[i]),
+                                          buf + n, sizeof buf - n);
+        CHECK(r > 0);
+        n += (size_t)r;
+    }
+    for (size_t k = 0; k <= n; k++) {
+        t.n_media = 0;
+        CHECK(st_feed(&t, SLUICE_TRANSPORT_TCP, buf, k) >= 0);
+        CHECK(st_feed(&t, SLUICE_TRANSPORT_TCP, buf + k, n - k) >= 0);
+        CHECK_EQ(t.n_media, 2);
+        CHECK_STR(t.media[0], texts[0]);
+        CHECK_STR(t.media[1], texts[1]);
+    }
+    t.n_media = 0;
+    for (size_t k = 0; k < n; k++)
+        CHECK(st_feed(&t, SLUICE_TRANSPORT_TCP, buf + k, 1) >= 0);
+    CHECK_EQ(t.n_media, 2);
+    /* Bad arguments; the UDP side of the same server address is no stream. */
+    sluice_ice_media m;
+    CHECK_EQ(sluice_ice_agent_handle_stream(t.ag, t.now, &t.base, &t.server, SLUICE_TRANSPORT_UDP,
+                                            buf, n, &m), SLUICE_ERR_INVALID);
+    CHECK_EQ(sluice_ice_agent_handle_stream(t.ag, t.now, &t.peer, &t.server, SLUICE_TRANSPORT_TCP,
+                                            buf, n, &m), SLUICE_ERR_NOT_FOUND);
+    CHECK_EQ(sluice_ice_agent_handle_stream(t.ag, t.now, &t.base, &t.server, SLUICE_TRANSPORT_TLS,
+                                            buf, n, &m), SLUICE_ERR_NOT_FOUND);
+
+    /* Bytes that are neither STUN nor ChannelData (RFC 8656 §12.5): the
+     * stream is broken, the allocation gone, the driver told to close. */
+    static const uint8_t junk[] = {0xC0, 0, 0, 4, 'j', 'u', 'n', 'k'};
+    CHECK_EQ(st_feed(&t, SLUICE_TRANSPORT_TCP, junk, sizeof junk), SLUICE_ERR_MALFORMED);
+    st_pump(&t);
+    CHECK_EQ(t.server_errors, 1);
+    CHECK_EQ(t.last_error.transport, SLUICE_TRANSPORT_TCP);
+    CHECK(sluice_addr_equal(&t.last_error.base, &t.base));
+    CHECK(sluice_addr_equal(&t.last_error.server, &t.server));
+    CHECK_EQ(t.close_streams, 1);
+    CHECK_EQ(t.last_close.transport, SLUICE_TRANSPORT_TCP);
+    CHECK(sluice_addr_equal(&t.last_close.base, &t.base));
+    CHECK(sluice_addr_equal(&t.last_close.server, &t.server));
+    CHECK_EQ(st_feed(&t, SLUICE_TRANSPORT_TCP, buf, n), SLUICE_ERR_NOT_FOUND);
+    CHECK_EQ(sluice_ice_agent_handle_stream_closed(t.ag, t.now, &t.base, &t.server,
+                                                   SLUICE_TRANSPORT_TCP), SLUICE_ERR_NOT_FOUND);
+    /* Its pairs failed; nothing more goes to the dead stream. */
+    sluice_ice_pair_stats ps[4];
+    int np = sluice_ice_agent_pair_stats(t.ag, 1, ps, 4);
+    for (int i = 0; i < np && i < 4; i++)
+        if (ps[i].local.type == SLUICE_ICE_CAND_RELAY)
+            CHECK_STR(ps[i].state, "failed");
+    unsigned before = t.tx[SLUICE_TRANSPORT_TCP];
+    st_run(&t, t.now + 10 * SEC);
+    CHECK_EQ(t.tx[SLUICE_TRANSPORT_TCP], before);
+    sluice_ice_agent_free(t.ag);
+}
+
+static void test_turn_stream_closed(void)
+{
+    struct st t;
+    st_init(&t, 1u << SLUICE_TRANSPORT_UDP | 1u << SLUICE_TRANSPORT_TCP, true);
+    st_run(&t, t.now + 2 * SEC);
+    /* Two allocations on one server address, one per transport: UDP ranks
+     * above TCP, and they have different foundations (RFC 8445 §5.1.1.3). */
+    CHECK_EQ(t.n_relay, 2);
+    CHECK_EQ(t.gathering_done, 1);
+    const sluice_ice_candidate *udp = &t.relay[0], *tcp = &t.relay[1];
+    if (udp->addr.port != t.ft[0].relayed4.port) {
+        udp = &t.relay[1];
+        tcp = &t.relay[0];
+    }
+    CHECK(udp->priority > tcp->priority);
+    CHECK(strcmp(udp->foundation, tcp->foundation) != 0);
+
+    /* The driver reports the TCP stream closed: a SERVER_ERROR (no
+     * CLOSE_STREAM back), the UDP allocation is untouched. */
+    CHECK_EQ(sluice_ice_agent_handle_stream_closed(t.ag, t.now, &t.base, &t.server,
+                                                   SLUICE_TRANSPORT_TCP), 0);
+    st_pump(&t);
+    CHECK_EQ(t.server_errors, 1);
+    CHECK_EQ(t.last_error.transport, SLUICE_TRANSPORT_TCP);
+    CHECK_EQ(t.close_streams, 0);
+    CHECK_EQ(sluice_ice_agent_handle_stream_closed(t.ag, t.now, &t.base, &t.server,
+                                                   SLUICE_TRANSPORT_TCP), SLUICE_ERR_NOT_FOUND);
+    CHECK_EQ(sluice_ice_agent_handle_stream_closed(t.ag, t.now, &t.base, &t.server,
+                                                   SLUICE_TRANSPORT_UDP), SLUICE_ERR_INVALID);
+    sluice_ice_pair_stats ps[4];
+    int np = sluice_ice_agent_pair_stats(t.ag, 1, ps, 4);
+    CHECK_EQ(np, 2);
+    for (int i = 0; i < np && i < 4; i++) {
+        bool on_tcp = sluice_addr_equal(&ps[i].local.addr, &tcp->addr);
+        CHECK(on_tcp == (strcmp(ps[i].state, "failed") == 0));
+    }
+
+    /* A restart allocates again over TCP; the relayed address it gets back
+     * is offered again, and gathering ends once it is known. */
+    unsigned allocs = t.ft[1].requests[SLUICE_STUN_ALLOCATE];
+    t.n_relay = 0;
+    t.gathering_done = 0;
+    CHECK_EQ(sluice_ice_agent_restart(t.ag, t.now, 1), 0);
+    st_pump(&t);
+    CHECK_EQ(t.gathering_done, 0);
+    CHECK_EQ(t.n_relay, 1); /* the UDP one, signalled again */
+    st_run(&t, t.now + 2 * SEC);
+    CHECK(t.ft[1].requests[SLUICE_STUN_ALLOCATE] > allocs);
+    CHECK_EQ(t.n_relay, 2);
+    CHECK_EQ(t.gathering_done, 1);
+    CHECK_EQ(sluice_ice_agent_set_remote_credentials(t.ag, t.now, 1, "rfr2",
+                                                     "remotePasswordOfPeer2xyz"), 0);
+    sluice_ice_candidate c;
+    CHECK_EQ(sluice_ice_candidate_parse(&c, "candidate:1 1 udp 2130706431 192.0.2.2 6000 typ host"),
+             0);
+    CHECK_EQ(sluice_ice_agent_add_remote_candidate(t.ag, t.now, 1, &c), 0);
+    CHECK_EQ(sluice_ice_agent_pair_stats(t.ag, 1, ps, 4), 2);
+
+    /* A connection that never comes up (refused): the allocation fails,
+     * gathering still ends. */
+    struct st u;
+    st_init(&u, 1u << SLUICE_TRANSPORT_TCP, true);
+    u.silent = true;
+    st_run(&u, u.now + 1 * SEC);
+    CHECK_EQ(u.tx[SLUICE_TRANSPORT_TCP], 1);
+    CHECK_EQ(sluice_ice_agent_handle_stream_closed(u.ag, u.now, &u.base, &u.server,
+                                                   SLUICE_TRANSPORT_TCP), 0);
+    st_pump(&u);
+    CHECK_EQ(u.server_errors, 1);
+    CHECK(strstr(u.last_error.text, "allocate failed") != NULL);
+    CHECK_EQ(u.gathering_done, 1);
+    CHECK_EQ(u.n_relay, 0);
+    sluice_ice_agent_free(u.ag);
+    sluice_ice_agent_free(t.ag);
+}
+
+static void test_turn_stream_tls(void)
+{
+    struct st t;
+    sluice_ice_turn_server ts = {.transport = SLUICE_TRANSPORT_TLS, .username = "u",
+                                 .password = "p"};
+    char long_name[300];
+    st_init(&t, 0, true);
+    ts.server = t.server;
+    /* Configuration checks. */
+    ts.transport = (sluice_transport)7;
+    CHECK_EQ(sluice_ice_agent_add_turn_server(t.ag, &ts), SLUICE_ERR_INVALID);
+    ts.transport = SLUICE_TRANSPORT_TLS;
+    ts.server_name = "";
+    CHECK_EQ(sluice_ice_agent_add_turn_server(t.ag, &ts), SLUICE_ERR_INVALID);
+    memset(long_name, 'a', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    ts.server_name = long_name;
+    CHECK_EQ(sluice_ice_agent_add_turn_server(t.ag, &ts), SLUICE_ERR_INVALID);
+    sluice_ice_agent_free(t.ag);
+
+    /* A CA file that does not exist: the TURN client cannot be made. */
+    st_init(&t, 0, true);
+    sluice_ice_agent_free(t.ag);
+    sluice_ice_config cfg;
+    sluice_ice_config_init(&cfg);
+    t.ag = sluice_ice_agent_new(&cfg, NULL);
+    sluice_ice_agent_set_relay_only(t.ag, true);
+    ts.server_name = "turn.example.test";
+    ts.ca_file = "/nonexistent/ca.pem";
+    CHECK_EQ(sluice_ice_agent_add_turn_server(t.ag, &ts), 0);
+    ts.server_name = NULL;
+    ts.ca_file = NULL;
+    ts.tls_insecure = true;
+    ts.server.port++;
+    CHECK_EQ(sluice_ice_agent_add_turn_server(t.ag, &ts), 0);
+    CHECK_EQ(sluice_ice_agent_add_stream(t.ag, 1), 1);
+    CHECK_EQ(sluice_ice_agent_add_base(t.ag, t.now, 1, 1, &t.base), 0);
+    CHECK_EQ(sluice_ice_agent_gather(t.ag, t.now), 0);
+    st_pump(&t);
+    CHECK_EQ(t.server_errors, 1);
+    CHECK_EQ(t.last_error.reason, SLUICE_ERR_CRYPTO);
+    CHECK_EQ(t.last_error.transport, SLUICE_TRANSPORT_TLS);
+    /* The other one starts a TLS handshake: a ClientHello on the stream
+     * (RFC 8446 §5.1: record type 22). */
+    t.server = ts.server;
+    st_run(&t, t.now + 1 * SEC);
+    CHECK(t.tx[SLUICE_TRANSPORT_TLS] >= 1);
+    CHECK_EQ(t.first_byte[SLUICE_TRANSPORT_TLS], 22);
+    /* A server that answers in plain text: a TLS failure, not a crash. */
+    static const uint8_t http[] = "HTTP/1.1 400 Bad Request\r\n\r\n";
+    int rc = st_feed(&t, SLUICE_TRANSPORT_TLS, http, sizeof http - 1);
+    CHECK(rc < 0 && rc != SLUICE_ERR_INVALID && rc != SLUICE_ERR_NOT_FOUND);
+    st_pump(&t);
+    CHECK_EQ(t.server_errors, 2);
+    CHECK_EQ(t.close_streams, 1);
+    CHECK_EQ(t.last_close.transport, SLUICE_TRANSPORT_TLS);
+    CHECK_EQ(t.gathering_done, 1);
+    sluice_ice_agent_free(t.ag);
+}
+
 int main(void)
 {
     RUN(test_candidate_syntax);
@@ -768,5 +1141,8 @@ int main(void)
     RUN(test_bounds);
     RUN(test_dual_stack_preference);
     RUN(test_alloc_failures);
+    RUN(test_turn_stream_chunks);
+    RUN(test_turn_stream_closed);
+    RUN(test_turn_stream_tls);
     return TEST_DONE();
 }
