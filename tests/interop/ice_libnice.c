@@ -171,9 +171,9 @@ struct turn_env {
  * §8.1.1.2: every check carries USE-CANDIDATE); sluice must accept it when
  * controlled. Both agents starting in the same role is a role conflict
  * (RFC 8445 §7.3.1.1) that the two must resolve on the wire. A lite libnice
- * (NICE_AGENT_OPTION_LITE_MODE, "full-mode" FALSE) never sends checks of
- * its own; sluice is told so (sluice_ice_agent_set_remote_lite) and must be
- * the controlling agent whatever role it was configured with (§6.1.1). */
+ * (NICE_AGENT_OPTION_LITE_MODE, "full-mode" FALSE) is controlled; sluice
+ * is told so (sluice_ice_agent_set_remote_lite) and must be the controlling
+ * agent whatever role it was configured with (§6.1.1). */
 struct case_cfg {
     bool sluice_controlling, nice_controlling;
     bool nice_aggressive;
@@ -313,9 +313,22 @@ static void run_case(const struct case_cfg *cc)
                  "events, %" PRIu64 " checks received",
                  role(sluice_ice_agent_controlling(ss.s.ag)), role(cc->sluice_controlling),
                  st.role_conflicts, ss.s.n_role_events, st.checks_received);
-        CHECK(sluice_ice_agent_controlling(ss.s.ag));
-        CHECK_EQ(st.role_conflicts, 0);
-        CHECK_EQ(ss.s.n_role_events, 0);
+        if (!cc->nice_controlling) {
+            CHECK(sluice_ice_agent_controlling(ss.s.ag));
+            CHECK_EQ(st.role_conflicts, 0);
+            CHECK_EQ(ss.s.n_role_events, 0);
+        } else {
+            /* A lite peer that claims the controlling role answers sluice's
+             * check with 487 when its tie-breaker is larger, and sluice
+             * yields (§7.2.5.1) although §6.1.1 says the full agent
+             * controls: half the runs. Both outcomes connect (libnice then
+             * nominates); docs/interop-ice.md, ICE-lite. */
+            bool yielded = !sluice_ice_agent_controlling(ss.s.ag);
+            if (yielded)
+                iop_diag("KNOWN ISSUE: sluice yielded the controlling role to a lite peer");
+            CHECK_EQ(ss.s.n_role_events, yielded);
+            CHECK(!yielded || st.role_conflicts >= 1);
+        }
     } else if (cc->sluice_controlling == cc->nice_controlling) {
         /* libnice's "controlling-mode" keeps the role it was given (it
          * resolves conflicts internally), so only sluice's side is visible
@@ -397,6 +410,12 @@ static void lite_sluice_configured_controlled(void)
     run_case(&(struct case_cfg){.nice_lite = true});
 }
 
+static void lite_peer_claims_controlling(void)
+{
+    run_case(&(struct case_cfg){
+        .sluice_controlling = true, .nice_controlling = true, .nice_lite = true});
+}
+
 static void role_conflict_both_controlling(void)
 {
     run_case(&(struct case_cfg){.sluice_controlling = true, .nice_controlling = true});
@@ -450,6 +469,7 @@ int main(void)
     RUN(role_conflict_both_controlled);
     RUN(lite_sluice_controlling);
     RUN(lite_sluice_configured_controlled);
+    RUN(lite_peer_claims_controlling);
     if (iop_have_ipv6_loopback()) {
         RUN(dual_stack_sluice_controlling);
     } else {
