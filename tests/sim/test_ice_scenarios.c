@@ -6,12 +6,20 @@
  * states its expected outcome — direct, reflexive or relayed, and failure
  * only where no path exists — and measures setup time in virtual time.
  * Plus: 20% loss, role conflicts, consent loss after a NAT reboot and
- * recovery by ICE restart. Seeded: a failing case replays bit for bit. */
+ * recovery by ICE restart, relay-only over IPv6, and TURN over TCP and TLS
+ * (streams modelled on the simulator, a TURN server core behind a stream
+ * framer and a TLS endpoint): relayed sessions, media both ways, a stream
+ * closed by the server mid-session and recovery by restart. Seeded: a
+ * failing case replays bit for bit (TLS draws OpenSSL's own randomness). */
 #include <stdio.h>
+#include <unistd.h>
 
+#include "common/tls.h"
 #include "sim.h"
 #include "sluice/ice.h"
 #include "test.h"
+#include "test_cert.h"
+#include "turn/framing.h"
 
 #define MS ((uint64_t)1000)
 #define SEC ((uint64_t)1000000)
@@ -40,6 +48,46 @@ static void ip(sluice_addr *a, const char *text)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Streams. The simulator carries datagrams; a TCP connection is modelled as
+ * datagrams between two fixed transport addresses over lossless,
+ * jitter-free links, which the simulator delivers in order (same delay,
+ * ties in queue order), through NATs like any flow. The bytes are cut into
+ * pieces of random size (from the seed, down to one byte), so both ends
+ * reassemble frames from arbitrary splits. An empty datagram is the FIN.
+ * There is no SYN: setup times leave out the TCP handshake's round trip. */
+
+#define STREAM_PIECE_MAX 1400
+
+static uint32_t piece_rng(uint64_t *st)
+{
+    *st = *st * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(*st >> 33);
+}
+
+static void stream_send(sim_net *net, int host, uint64_t now, const sluice_addr *from,
+                        const sluice_addr *to, const uint8_t *data, size_t len, uint64_t *rng)
+{
+    while (len) {
+        size_t max = len < STREAM_PIECE_MAX ? len : STREAM_PIECE_MAX;
+        /* mostly large pieces, one in four cut small */
+        uint32_t r = piece_rng(rng);
+        size_t n = (r & 3) ? max : 1 + (r >> 2) % (max < 7 ? max : 7);
+        CHECK_EQ(sim_send(net, host, now, from, to, data, n), 0);
+        data += n;
+        len -= n;
+    }
+}
+
+/* One end of a modelled connection on an agent: the stream (base, server,
+ * transport) of the ICE contract and the local address that carries it. */
+struct astream {
+    sluice_addr base, server, local;
+    sluice_transport transport;
+    bool open;
+};
+#define AGENT_STREAMS 4
+
+/* ------------------------------------------------------------------------ */
 /* An ICE agent as a simulator endpoint. */
 
 struct agent {
@@ -53,10 +101,66 @@ struct agent {
     int consent_lost;
     sluice_ice_candidate sel_local, sel_remote;
     size_t media_rx;
+    char last_media[64];
     sluice_rng rng;
+    struct astream streams[AGENT_STREAMS];
+    uint16_t next_stream_port;
+    uint64_t piece_rng;
+    int server_errors, streams_closed;
+    sluice_ice_event last_error;
 };
 
 static void flush(struct agent *a, uint64_t now);
+
+static void got_media(struct agent *a, const sluice_ice_media *m)
+{
+    size_t n = m->len < sizeof a->last_media - 1 ? m->len : sizeof a->last_media - 1;
+    memcpy(a->last_media, m->data, n);
+    a->last_media[n] = '\0';
+    a->media_rx++;
+}
+
+static struct astream *agent_stream(struct agent *a, const sluice_addr *base,
+                                    const sluice_addr *server, sluice_transport tr, bool open)
+{
+    for (size_t i = 0; i < AGENT_STREAMS; i++) {
+        struct astream *st = &a->streams[i];
+        if (st->open && st->transport == tr && sluice_addr_equal(&st->base, base) &&
+            sluice_addr_equal(&st->server, server))
+            return st;
+    }
+    if (!open)
+        return NULL;
+    /* "connect": a new local port on the base's IP (port 0 in a driver) */
+    for (size_t i = 0; i < AGENT_STREAMS; i++) {
+        struct astream *st = &a->streams[i];
+        if (st->open)
+            continue;
+        st->open = true;
+        st->base = *base;
+        st->server = *server;
+        st->transport = tr;
+        st->local = *base;
+        st->local.port = a->next_stream_port++;
+        return st;
+    }
+    CHECK(!"too many streams");
+    return NULL;
+}
+
+/* Bytes out as the contract says: a datagram, or stream bytes. */
+static void agent_out(struct agent *a, uint64_t now, const sluice_addr *source,
+                      const sluice_addr *dest, sluice_transport tr, const uint8_t *data,
+                      size_t len)
+{
+    if (tr == SLUICE_TRANSPORT_UDP) {
+        CHECK_EQ(sim_send(a->net, a->host, now, source, dest, data, len), 0);
+        return;
+    }
+    struct astream *st = agent_stream(a, source, dest, tr, true);
+    if (st)
+        stream_send(a->net, a->host, now, &st->local, dest, data, len, &a->piece_rng);
+}
 
 static void deliver(void *ctx, sim_net *net, uint64_t now, const sluice_addr *local,
                     const sluice_addr *remote, const uint8_t *data, size_t len)
@@ -64,10 +168,31 @@ static void deliver(void *ctx, sim_net *net, uint64_t now, const sluice_addr *lo
     struct agent *a = ctx;
     sluice_ice_media m;
     (void)net;
+    for (size_t i = 0; i < AGENT_STREAMS; i++) {
+        struct astream *st = &a->streams[i];
+        if (!st->open || !sluice_addr_equal(&st->local, local))
+            continue;
+        if (!len) { /* FIN from the server */
+            st->open = false;
+            CHECK_EQ(sluice_ice_agent_handle_stream_closed(a->ag, now, &st->base, &st->server,
+                                                           st->transport), 0);
+        } else {
+            int rc = sluice_ice_agent_handle_stream(a->ag, now, &st->base, &st->server,
+                                                    st->transport, data, len, &m);
+            CHECK(rc >= 0);
+            for (int guard = 0; rc == 1 && guard < 1000; guard++) {
+                got_media(a, &m);
+                rc = sluice_ice_agent_handle_stream(a->ag, now, &st->base, &st->server,
+                                                    st->transport, NULL, 0, &m);
+            }
+        }
+        flush(a, now);
+        return;
+    }
     int rc = sluice_ice_agent_handle_datagram(a->ag, now, local, remote, data, len, &m);
     CHECK(rc >= 0);
     if (rc == 1)
-        a->media_rx++;
+        got_media(a, &m);
     flush(a, now);
 }
 
@@ -94,19 +219,19 @@ static void flush(struct agent *a, uint64_t now)
     sluice_ice_event ev;
     int n;
     while ((n = sluice_ice_agent_poll_transmit(a->ag, now, buf, sizeof buf, &meta)) > 0)
-        CHECK_EQ(sim_send(a->net, a->host, now, &meta.source, &meta.destination, buf, (size_t)n),
-                 0);
+        agent_out(a, now, &meta.source, &meta.destination, meta.transport, buf, (size_t)n);
     CHECK(n == 0);
+    bool signalled = false;
     while (sluice_ice_agent_poll_event(a->ag, &ev)) {
         struct agent *p = a->peer;
         switch (ev.type) {
         case SLUICE_ICE_EVENT_LOCAL_CANDIDATE:
             sluice_ice_agent_add_remote_candidate(p->ag, now, p->stream, &ev.candidate);
-            sim_host_wake(a->net, p->host);
+            signalled = true;
             break;
         case SLUICE_ICE_EVENT_GATHERING_DONE:
             sluice_ice_agent_end_of_candidates(p->ag, now, p->stream);
-            sim_host_wake(a->net, p->host);
+            signalled = true;
             break;
         case SLUICE_ICE_EVENT_STATE:
             if (ev.state == SLUICE_ICE_CONNECTED && !a->connected) {
@@ -123,11 +248,276 @@ static void flush(struct agent *a, uint64_t now)
         case SLUICE_ICE_EVENT_CONSENT_LOST:
             a->consent_lost++;
             break;
+        case SLUICE_ICE_EVENT_SERVER_ERROR:
+            a->server_errors++;
+            a->last_error = ev;
+            break;
+        case SLUICE_ICE_EVENT_CLOSE_STREAM: {
+            struct astream *st = agent_stream(a, &ev.base, &ev.server, ev.transport, false);
+            CHECK(st != NULL);
+            if (st) { /* FIN to the server */
+                st->open = false;
+                CHECK_EQ(sim_send(a->net, a->host, now, &st->local, &st->server, buf, 0), 0);
+                a->streams_closed++;
+            }
+            break;
+        }
         default:
             break;
         }
     }
+    /* Signalling is input for the peer: it may have something to send now
+     * (a TURN permission for the new candidate), and what is due is polled,
+     * not announced by next_timeout (the core contract). */
+    if (signalled) {
+        flush(a->peer, now);
+        sim_host_wake(a->net, a->peer->host);
+    }
 }
+
+/* ------------------------------------------------------------------------ */
+/* A TURN server that also listens on TCP and TLS: sluice's server core
+ * behind the stream model above (frames cut with the RFC 8656 §12.5 rule,
+ * TLS through the core's memory-BIO endpoint), UDP as sim_turn_server_add
+ * does it. One connection per client address. */
+
+#define SS_CONNS 8
+#define SS_RELAYS 32
+
+struct sconn {
+    bool used;
+    sluice_addr client;
+    sluice_transport transport;
+    uint64_t id;
+    sluice_tls *tls;
+    size_t rx_len;
+    uint8_t rx[SLUICE_TURN_STREAM_FRAME_MAX];
+};
+
+struct sserver {
+    sim_net *net;
+    int host;
+    sluice_turn_server *core;
+    sluice_tls_server_ctx *tls_ctx;
+    sluice_addr listen[3]; /* by transport */
+    sluice_addr relays[SS_RELAYS];
+    size_t n_relays;
+    struct sconn conns[SS_CONNS];
+    uint64_t next_id;
+    uint64_t piece_rng;
+    uint8_t buf[SLUICE_TURN_STREAM_FRAME_MAX + 64];
+    uint8_t plain[20000];
+};
+
+static struct sconn *ss_conn_by_id(struct sserver *ss, uint64_t id)
+{
+    for (size_t i = 0; i < SS_CONNS; i++)
+        if (ss->conns[i].used && ss->conns[i].id == id)
+            return &ss->conns[i];
+    return NULL;
+}
+
+static void ss_stream_out(struct sserver *ss, uint64_t now, struct sconn *c, const uint8_t *data,
+                          size_t len)
+{
+    const sluice_addr *from = &ss->listen[c->transport];
+    if (c->tls && len)
+        CHECK_EQ(sluice_tls_write(c->tls, data, len), (int)len);
+    if (!c->tls) {
+        stream_send(ss->net, ss->host, now, from, &c->client, data, len, &ss->piece_rng);
+        return;
+    }
+    int n;
+    while ((n = sluice_tls_take_output(c->tls, ss->plain, sizeof ss->plain)) > 0)
+        stream_send(ss->net, ss->host, now, from, &c->client, ss->plain, (size_t)n,
+                    &ss->piece_rng);
+}
+
+/* The connection ends: the server sends its FIN and forgets it; the core
+ * deletes the allocation (RFC 8656 §3.1). */
+static void ss_close(struct sserver *ss, uint64_t now, struct sconn *c, bool send_fin)
+{
+    if (send_fin)
+        CHECK_EQ(sim_send(ss->net, ss->host, now, &ss->listen[c->transport], &c->client, ss->buf,
+                          0), 0);
+    sluice_turn_server_connection_closed(ss->core, now, c->id);
+    sluice_tls_free(c->tls);
+    c->tls = NULL;
+    c->used = false;
+}
+
+static void ss_out(struct sserver *ss, uint64_t now, const sluice_turn_server_transmit *tx,
+                   const uint8_t *data, size_t len)
+{
+    struct sconn *c;
+    if (tx->direction == SLUICE_TURN_SERVER_TO_PEER)
+        CHECK_EQ(sim_send(ss->net, ss->host, now, &tx->relay, &tx->peer, data, len), 0);
+    else if (tx->flow.transport == SLUICE_TRANSPORT_UDP)
+        CHECK_EQ(sim_send(ss->net, ss->host, now, &tx->flow.local, &tx->flow.client, data, len),
+                 0);
+    else if ((c = ss_conn_by_id(ss, tx->flow.conn_id)))
+        ss_stream_out(ss, now, c, data, len);
+}
+
+static void ss_drain(struct sserver *ss, uint64_t now)
+{
+    sluice_turn_server_event ev;
+    sluice_turn_server_transmit tx;
+    int n;
+    while (sluice_turn_server_poll_event(ss->core, &ev)) {
+        if (ev.type == SLUICE_TURN_SERVER_EVENT_OPEN_RELAY) {
+            if (ss->n_relays < SS_RELAYS)
+                ss->relays[ss->n_relays++] = ev.relay;
+            else
+                sluice_turn_server_relay_failed(ss->core, now, &ev.relay);
+        } else if (ev.type == SLUICE_TURN_SERVER_EVENT_CLOSE_RELAY) {
+            for (size_t i = 0; i < ss->n_relays; i++)
+                if (sluice_addr_equal(&ss->relays[i], &ev.relay)) {
+                    ss->relays[i] = ss->relays[--ss->n_relays];
+                    break;
+                }
+        }
+    }
+    while ((n = sluice_turn_server_poll_transmit(ss->core, now, ss->buf, sizeof ss->buf, &tx)) > 0)
+        ss_out(ss, now, &tx, ss->buf, (size_t)n);
+}
+
+static void ss_client_input(struct sserver *ss, uint64_t now, const sluice_turn_server_flow *flow,
+                            const uint8_t *data, size_t len)
+{
+    sluice_turn_server_transmit tx;
+    const uint8_t *payload;
+    size_t plen;
+    if (sluice_turn_server_handle_client(ss->core, now, flow, data, len, &tx, &payload, &plen) == 1)
+        ss_out(ss, now, &tx, payload, plen);
+}
+
+/* Plain bytes of connection c: cut into frames for the core. */
+static void ss_stream_in(struct sserver *ss, uint64_t now, struct sconn *c, const uint8_t *data,
+                         size_t len)
+{
+    sluice_turn_server_flow flow = {.client = c->client,
+                                    .local = ss->listen[c->transport],
+                                    .transport = c->transport,
+                                    .conn_id = c->id};
+    while (len) {
+        size_t n = sizeof c->rx - c->rx_len < len ? sizeof c->rx - c->rx_len : len;
+        memcpy(c->rx + c->rx_len, data, n);
+        c->rx_len += n;
+        data += n;
+        len -= n;
+        size_t off = 0;
+        for (;;) {
+            int fl = sluice_turn_frame_length(c->rx + off, c->rx_len - off);
+            if (fl < 0) {
+                CHECK(!"client sent an unframeable stream");
+                ss_close(ss, now, c, true);
+                return;
+            }
+            if (fl == 0 || (size_t)fl > c->rx_len - off)
+                break;
+            ss_client_input(ss, now, &flow, c->rx + off, (size_t)fl);
+            off += (size_t)fl;
+        }
+        memmove(c->rx, c->rx + off, c->rx_len - off);
+        c->rx_len -= off;
+    }
+}
+
+static void ss_deliver(void *ctx, sim_net *net, uint64_t now, const sluice_addr *local,
+                       const sluice_addr *remote, const uint8_t *data, size_t len)
+{
+    struct sserver *ss = ctx;
+    sluice_turn_server_transmit tx;
+    (void)net;
+    if (sluice_addr_equal(local, &ss->listen[SLUICE_TRANSPORT_UDP])) {
+        sluice_turn_server_flow flow = {.client = *remote, .local = *local};
+        ss_client_input(ss, now, &flow, data, len);
+    } else if (sluice_addr_equal(local, &ss->listen[SLUICE_TRANSPORT_TCP]) ||
+               sluice_addr_equal(local, &ss->listen[SLUICE_TRANSPORT_TLS])) {
+        sluice_transport tr = sluice_addr_equal(local, &ss->listen[SLUICE_TRANSPORT_TCP])
+                                  ? SLUICE_TRANSPORT_TCP
+                                  : SLUICE_TRANSPORT_TLS;
+        struct sconn *c = NULL;
+        for (size_t i = 0; i < SS_CONNS && !c; i++)
+            if (ss->conns[i].used && ss->conns[i].transport == tr &&
+                sluice_addr_equal(&ss->conns[i].client, remote))
+                c = &ss->conns[i];
+        if (!c && len) { /* accept */
+            for (size_t i = 0; i < SS_CONNS && !c; i++)
+                if (!ss->conns[i].used)
+                    c = &ss->conns[i];
+            CHECK(c != NULL);
+            if (!c)
+                return;
+            c->used = true;
+            c->client = *remote;
+            c->transport = tr;
+            c->id = ++ss->next_id;
+            c->rx_len = 0;
+            c->tls = tr == SLUICE_TRANSPORT_TLS ? sluice_tls_new_server(ss->tls_ctx, NULL) : NULL;
+            CHECK(tr != SLUICE_TRANSPORT_TLS || c->tls);
+        }
+        if (!c)
+            return;
+        if (!len) {
+            ss_close(ss, now, c, false);
+        } else if (c->tls) {
+            CHECK_EQ(sluice_tls_feed(c->tls, data, len), (int)len);
+            int n;
+            while ((n = sluice_tls_read(c->tls, ss->plain, sizeof ss->plain)) > 0 && c->used)
+                ss_stream_in(ss, now, c, ss->plain, (size_t)n);
+            CHECK(n >= 0);
+            if (c->used)
+                ss_stream_out(ss, now, c, NULL, 0); /* handshake records */
+        } else {
+            ss_stream_in(ss, now, c, data, len);
+        }
+    } else {
+        for (size_t i = 0; i < ss->n_relays; i++) {
+            if (!sluice_addr_equal(&ss->relays[i], local))
+                continue;
+            int n = sluice_turn_server_handle_peer(ss->core, now, local, remote, data, len,
+                                                   ss->buf, sizeof ss->buf, &tx);
+            if (n > 0)
+                ss_out(ss, now, &tx, ss->buf, (size_t)n);
+            break;
+        }
+    }
+    ss_drain(ss, now);
+}
+
+static void ss_timeout(void *ctx, sim_net *net, uint64_t now)
+{
+    struct sserver *ss = ctx;
+    (void)net;
+    sluice_turn_server_handle_timeout(ss->core, now);
+    ss_drain(ss, now);
+}
+
+static uint64_t ss_next_timeout(void *ctx)
+{
+    struct sserver *ss = ctx;
+    return sluice_turn_server_next_timeout(ss->core);
+}
+
+static void ss_destroy(void *ctx)
+{
+    struct sserver *ss = ctx;
+    for (size_t i = 0; i < SS_CONNS; i++)
+        sluice_tls_free(ss->conns[i].tls);
+    sluice_tls_server_ctx_free(ss->tls_ctx);
+    sluice_turn_server_free(ss->core);
+    free(ss);
+}
+
+static const sim_endpoint_ops sserver_ops = {ss_deliver, ss_timeout, ss_next_timeout, ss_destroy};
+
+/* Certificate and key for the TLS listener (tests/common/test_cert.h:
+ * DNS:localhost, IP:127.0.0.1), made once in a temporary directory. */
+static char cert_dir[] = "/tmp/sluice-sim-ice-XXXXXX";
+static char cert_path[64], key_path[64];
+static bool have_cert;
 
 /* ------------------------------------------------------------------------ */
 /* A world: server host, two agents behind their NATs. */
@@ -137,11 +527,15 @@ struct world {
     struct agent a, b;
     int realm_a, realm_b;
     bool turn;
+    struct sserver *ss; /* the stream-capable server, when used */
 };
 
 static sluice_turn_server_user turn_user = {.name = "user", .password = "pass"};
 
-static void add_server(struct world *w)
+/* The server at 203.0.113.1 (and 2001:db8:ffff::1 without streams):
+ * STUN and TURN over UDP on 3478; with streams (IPv4 only) TURN over TCP
+ * on 3479 and TLS on 5349 too. */
+static void add_server(struct world *w, bool streams)
 {
     sluice_addr l[2], r4, r6;
     int h = sim_host_add(w->net, "server");
@@ -155,7 +549,29 @@ static void add_server(struct world *w)
     sim_turn_server_config_init(&sc, &r4, &r6);
     sc.users = &turn_user;
     sc.n_users = 1;
-    CHECK_EQ(sim_turn_server_add(w->net, h, l, 2, &sc), 0);
+    if (!streams) {
+        CHECK_EQ(sim_turn_server_add(w->net, h, l, 2, &sc), 0);
+        return;
+    }
+    struct sserver *ss = calloc(1, sizeof *ss);
+    sluice_tls_config tc;
+    ss->net = w->net;
+    ss->host = h;
+    ss->piece_rng = sim_seed(w->net) ^ 0x5EC0DE;
+    sc.rng = sim_host_rng(w->net, h);
+    ss->core = sluice_turn_server_new(&sc, NULL);
+    CHECK(ss->core != NULL);
+    sluice_tls_config_init(&tc);
+    tc.server = true;
+    tc.cert_file = cert_path;
+    tc.key_file = key_path;
+    ss->tls_ctx = sluice_tls_server_ctx_new(&tc, NULL);
+    CHECK(ss->tls_ctx != NULL);
+    ip(&ss->listen[SLUICE_TRANSPORT_UDP], "203.0.113.1:3478");
+    ip(&ss->listen[SLUICE_TRANSPORT_TCP], "203.0.113.1:3479");
+    ip(&ss->listen[SLUICE_TRANSPORT_TLS], "203.0.113.1:5349");
+    CHECK_EQ(sim_host_set_endpoint(w->net, h, &sserver_ops, ss), 0);
+    w->ss = ss;
 }
 
 /* Host for one agent: behind nat (or on the internet), with IPv4/IPv6. */
@@ -167,6 +583,8 @@ static void add_agent(struct world *w, struct agent *ag, const char *name, int n
     int realm = SIM_REALM_INTERNET;
     ag->net = w->net;
     ag->host = sim_host_add(w->net, name);
+    ag->next_stream_port = 41000;
+    ag->piece_rng = sim_seed(w->net) + (uint64_t)idx;
     CHECK(ag->host >= 0);
     if (nat != N_NONE) {
         sim_nat_config nc;
@@ -221,17 +639,32 @@ static void add_agent(struct world *w, struct agent *ag, const char *name, int n
     CHECK_EQ(sim_host_set_endpoint(w->net, ag->host, &agent_ops, ag), 0);
 }
 
-static struct world *world_new(uint64_t seed, int nat_a, int nat_b, int fam, bool turn)
+/* SIM_TRACE=1 in the environment: every datagram on stderr. */
+static void trace_line(void *ctx, const char *line)
+{
+    (void)ctx;
+    fprintf(stderr, "%s\n", line);
+}
+
+static struct world *world_new_streams(uint64_t seed, int nat_a, int nat_b, int fam, bool turn,
+                                       bool streams)
 {
     struct world *w = calloc(1, sizeof *w);
     w->net = sim_net_new(seed);
+    if (getenv("SIM_TRACE") && strcmp(getenv("SIM_TRACE"), "0") != 0)
+        sim_set_trace(w->net, trace_line, NULL);
     w->turn = turn;
-    add_server(w);
+    add_server(w, streams);
     add_agent(w, &w->a, "a", nat_a, fam, 1, true);
     add_agent(w, &w->b, "b", nat_b, fam, 2, false);
     w->a.peer = &w->b;
     w->b.peer = &w->a;
     return w;
+}
+
+static struct world *world_new(uint64_t seed, int nat_a, int nat_b, int fam, bool turn)
+{
+    return world_new_streams(seed, nat_a, nat_b, fam, turn, false);
 }
 
 static void world_free(struct world *w)
@@ -282,17 +715,23 @@ static void send_media(struct world *w, struct agent *from, const char *text)
         return;
     }
     if (r.framing == SLUICE_ICE_FRAMING_CHANNEL) {
+        /* RFC 8656 §12.5: padded to a multiple of 4 on a TCP stream */
+        size_t total = r.pad ? (4 + len + 3) & ~(size_t)3 : 4 + len;
+        CHECK(r.transport == (r.pad ? SLUICE_TRANSPORT_TCP : SLUICE_TRANSPORT_UDP));
+        memset(buf, 0, sizeof buf);
         sluice_turn_channel_header(buf, r.channel, (uint16_t)len);
         memcpy(buf + 4, text, len);
-        CHECK_EQ(sim_send(w->net, from->host, now, &r.base, &r.destination, buf, len + 4), 0);
+        agent_out(from, now, &r.base, &r.destination, r.transport, buf, total);
+        sluice_ice_agent_count_sent(from->ag, now, from->stream, 1, 1, len);
     } else if (r.framing == SLUICE_ICE_FRAMING_SEND) {
         sluice_transmit meta;
         int n = sluice_ice_agent_send(from->ag, now, from->stream, 1, (const uint8_t *)text, len,
                                       buf, sizeof buf, &meta);
         CHECK(n > 0);
+        CHECK_EQ(meta.transport, r.transport);
         if (n > 0)
-            CHECK_EQ(sim_send(w->net, from->host, now, &meta.source, &meta.destination, buf,
-                              (size_t)n), 0);
+            agent_out(from, now, &meta.source, &meta.destination, meta.transport, buf, (size_t)n);
+        flush(from, now); /* TLS output that did not fit */
     } else {
         CHECK_EQ(sim_send(w->net, from->host, now, &r.base, &r.destination,
                           (const uint8_t *)text, len), 0);
@@ -480,6 +919,175 @@ static void test_consent_nat_reboot(void)
     world_free(w);
 }
 
+
+/* Relay-only over IPv6: both agents on global IPv6 addresses, relayed
+ * candidates from the TURN server's IPv6 address (RFC 6156), media both
+ * ways through two IPv6 allocations. */
+static void test_relay_only_ipv6(void)
+{
+    struct world *w = world_new(11, N_NONE, N_NONE, F_V6, true);
+    sluice_ice_agent_set_relay_only(w->a.ag, true);
+    sluice_ice_agent_set_relay_only(w->b.ag, true);
+    uint64_t t0 = sim_now(w->net);
+    start(w);
+    CHECK_EQ(sim_run(w->net, t0 + 30 * SEC, settled, w), 1);
+    CHECK(w->a.connected && w->b.connected);
+    CHECK_EQ(w->a.sel_local.type, SLUICE_ICE_CAND_RELAY);
+    CHECK_EQ(w->a.sel_remote.type, SLUICE_ICE_CAND_RELAY);
+    CHECK_EQ(w->a.sel_local.addr.family, SLUICE_AF_INET6);
+    CHECK_EQ(w->b.sel_local.addr.family, SLUICE_AF_INET6);
+    printf("# relay-only over IPv6: connected in %" PRIu64 " ms\n",
+           (w->a.connected_at > w->b.connected_at ? w->a.connected_at : w->b.connected_at) / MS -
+               t0 / MS);
+    sim_run_until(w->net, sim_now(w->net) + 500 * MS);
+    send_media(w, &w->a, "v6 media from a");
+    send_media(w, &w->b, "v6 media from b");
+    sim_run_until(w->net, sim_now(w->net) + 500 * MS);
+    CHECK_EQ(w->a.media_rx, 1);
+    CHECK_EQ(w->b.media_rx, 1);
+    CHECK_STR(w->a.last_media, "v6 media from b");
+    world_free(w);
+}
+
+/* Agent a (relay only) reaches its TURN server over tr, b over UDP; both
+ * behind symmetric NATs, so the relay is the only path. */
+static struct world *stream_world(uint64_t seed, sluice_transport tr)
+{
+    struct world *w = world_new_streams(seed, N_SYM, N_SYM, F_V4, false, true);
+    sluice_ice_turn_server ts = {.server = w->ss->listen[tr], .transport = tr,
+                                 .username = "user", .password = "pass"};
+    if (tr == SLUICE_TRANSPORT_TLS) {
+        /* verified against the test CA by name (the certificate has no
+         * SAN for the server's IP) */
+        ts.server_name = "localhost";
+        ts.ca_file = cert_path;
+    }
+    CHECK_EQ(sluice_ice_agent_add_turn_server(w->a.ag, &ts), 0);
+    sluice_ice_agent_set_relay_only(w->a.ag, true);
+    ts = (sluice_ice_turn_server){.server = w->ss->listen[SLUICE_TRANSPORT_UDP],
+                                  .transport = SLUICE_TRANSPORT_UDP,
+                                  .username = "user",
+                                  .password = "pass"};
+    CHECK_EQ(sluice_ice_agent_add_turn_server(w->b.ag, &ts), 0);
+    return w;
+}
+
+static uint64_t stream_connect(struct world *w, const char *what)
+{
+    uint64_t t0 = sim_now(w->net);
+    start(w);
+    CHECK_EQ(sim_run(w->net, t0 + 30 * SEC, settled, w), 1);
+    CHECK(w->a.connected && w->b.connected);
+    uint64_t setup =
+        (w->a.connected_at > w->b.connected_at ? w->a.connected_at : w->b.connected_at) - t0;
+    printf("# %s: connected in %" PRIu64 " ms (a %s/%s)\n", what, setup / MS,
+           sluice_ice_cand_type_name(w->a.sel_local.type),
+           sluice_ice_cand_type_name(w->a.sel_remote.type));
+    CHECK_EQ(w->a.sel_local.type, SLUICE_ICE_CAND_RELAY);
+    CHECK_EQ(w->a.server_errors, 0);
+    return setup;
+}
+
+/* Media both ways; a's route goes over its stream. Odd lengths exercise
+ * ChannelData padding (RFC 8656 §12.5) in both directions. */
+static void stream_media(struct world *w, sluice_transport tr, const char *tag)
+{
+    char ma[64], mb[64];
+    sluice_ice_route r;
+    size_t a0 = w->a.media_rx, b0 = w->b.media_rx;
+    sim_run_until(w->net, sim_now(w->net) + 500 * MS); /* channels bound */
+    CHECK_EQ(sluice_ice_agent_route(w->a.ag, w->a.stream, 1, &r), 0);
+    CHECK_EQ(r.transport, tr);
+    CHECK_EQ(r.framing, tr == SLUICE_TRANSPORT_TCP ? SLUICE_ICE_FRAMING_CHANNEL
+                                                   : SLUICE_ICE_FRAMING_SEND);
+    CHECK_EQ(r.pad, tr == SLUICE_TRANSPORT_TCP);
+    snprintf(ma, sizeof ma, "%s from a, odd", tag);
+    snprintf(mb, sizeof mb, "%s from b", tag);
+    send_media(w, &w->a, ma);
+    send_media(w, &w->b, mb);
+    sim_run_until(w->net, sim_now(w->net) + 500 * MS);
+    CHECK_EQ(w->a.media_rx, a0 + 1);
+    CHECK_EQ(w->b.media_rx, b0 + 1);
+    CHECK_STR(w->a.last_media, mb);
+    CHECK_STR(w->b.last_media, ma);
+}
+
+static uint64_t stream_setup_us[3];
+
+static void test_turn_tcp(void)
+{
+    for (uint64_t seed = 21; seed <= 23; seed++) {
+        struct world *w = stream_world(seed, SLUICE_TRANSPORT_TCP);
+        uint64_t t = stream_connect(w, "relay-only a over TURN/TCP, b over TURN/UDP");
+        if (t > stream_setup_us[SLUICE_TRANSPORT_TCP])
+            stream_setup_us[SLUICE_TRANSPORT_TCP] = t;
+        stream_media(w, SLUICE_TRANSPORT_TCP, "tcp");
+        world_free(w);
+    }
+}
+
+static void test_turn_tls(void)
+{
+    for (uint64_t seed = 31; seed <= 33; seed++) {
+        struct world *w = stream_world(seed, SLUICE_TRANSPORT_TLS);
+        uint64_t t = stream_connect(w, "relay-only a over TURN/TLS, b over TURN/UDP");
+        if (t > stream_setup_us[SLUICE_TRANSPORT_TLS])
+            stream_setup_us[SLUICE_TRANSPORT_TLS] = t;
+        stream_media(w, SLUICE_TRANSPORT_TLS, "tls");
+        world_free(w);
+    }
+}
+
+/* The server closes a's connection mid-session: the allocation is gone
+ * (RFC 8656 §3.1), a reports it and stops sending at once (consent lost,
+ * disconnected), and an ICE restart (RFC 8445 §9) allocates again over a
+ * new connection and reconnects. */
+static void test_turn_stream_closed_by_server(void)
+{
+    for (int k = SLUICE_TRANSPORT_TCP; k <= SLUICE_TRANSPORT_TLS; k++) {
+        sluice_transport tr = (sluice_transport)k;
+        struct world *w = stream_world(41 + (uint64_t)k, tr);
+        stream_connect(w, tr == SLUICE_TRANSPORT_TCP ? "TCP, before the close"
+                                                      : "TLS, before the close");
+        stream_media(w, tr, "before");
+        struct sconn *c = NULL;
+        for (size_t i = 0; i < SS_CONNS; i++)
+            if (w->ss->conns[i].used && w->ss->conns[i].transport == tr)
+                c = &w->ss->conns[i];
+        CHECK(c != NULL);
+        if (!c) {
+            world_free(w);
+            continue;
+        }
+        ss_close(w->ss, sim_now(w->net), c, true);
+        sim_run_until(w->net, sim_now(w->net) + 100 * MS);
+        CHECK_EQ(w->a.server_errors, 1);
+        CHECK_EQ(w->a.last_error.transport, tr);
+        CHECK_EQ(w->a.consent_lost, 1);
+        CHECK_EQ(sluice_ice_agent_state(w->a.ag, 1), SLUICE_ICE_DISCONNECTED);
+        sluice_ice_route r;
+        CHECK_EQ(sluice_ice_agent_route(w->a.ag, 1, 1, &r), SLUICE_ERR_STATE);
+        CHECK_EQ(w->a.streams_closed, 0); /* the driver saw it close */
+
+        uint64_t now = sim_now(w->net);
+        w->a.connected = w->b.connected = false;
+        CHECK_EQ(sluice_ice_agent_restart(w->a.ag, now, 1), 0);
+        CHECK_EQ(sluice_ice_agent_restart(w->b.ag, now, 1), 0);
+        exchange_credentials(w, now);
+        flush(&w->a, now);
+        flush(&w->b, now);
+        sim_host_wake(w->net, w->a.host);
+        sim_host_wake(w->net, w->b.host);
+        CHECK_EQ(sim_run(w->net, now + 30 * SEC, settled, w), 1);
+        CHECK(w->a.connected && w->b.connected);
+        CHECK_EQ(w->a.sel_local.type, SLUICE_ICE_CAND_RELAY);
+        printf("# %s stream closed by the server: restart reconnected in %" PRIu64 " ms\n",
+               tr == SLUICE_TRANSPORT_TCP ? "TCP" : "TLS", (sim_now(w->net) - now) / MS);
+        stream_media(w, tr, "after");
+        world_free(w);
+    }
+}
+
 int main(void)
 {
     RUN(test_matrix_v4);
@@ -488,5 +1096,23 @@ int main(void)
     RUN(test_role_conflict_sim);
     RUN(test_replay);
     RUN(test_consent_nat_reboot);
+    RUN(test_relay_only_ipv6);
+    have_cert = mkdtemp(cert_dir) != NULL;
+    if (have_cert) {
+        snprintf(cert_path, sizeof cert_path, "%s/cert.pem", cert_dir);
+        snprintf(key_path, sizeof key_path, "%s/key.pem", cert_dir);
+        have_cert = make_cert(cert_path, key_path, 1, NULL);
+    }
+    CHECK(have_cert);
+    if (have_cert) {
+        RUN(test_turn_tcp);
+        RUN(test_turn_tls);
+        RUN(test_turn_stream_closed_by_server);
+        printf("# worst relayed setup: TURN/TCP %" PRIu64 " ms, TURN/TLS %" PRIu64 " ms\n",
+               stream_setup_us[SLUICE_TRANSPORT_TCP] / MS, stream_setup_us[SLUICE_TRANSPORT_TLS] / MS);
+    }
+    unlink(cert_path);
+    unlink(key_path);
+    rmdir(cert_dir);
     return TEST_DONE();
 }
