@@ -25,5 +25,6 @@ G_END_DECLS
 
 #include "sluice-clock.h"
 #include "sluice-agent.h"
+#include "sluice-turn-allocation.h"
 
 #endif
