@@ -10,8 +10,9 @@
 static gboolean plugin_init(GstPlugin *plugin)
 {
     gboolean ok = TRUE;
-    (void)plugin;
     /* Each element's registration line is added with its source file. */
+    ok &= GST_ELEMENT_REGISTER(icesrc, plugin);
+    ok &= GST_ELEMENT_REGISTER(icesink, plugin);
     ok &= GST_ELEMENT_REGISTER(turnclient, plugin);
     return ok;
 }

@@ -241,8 +241,11 @@ static void refresh_routes(SluiceAgent *self)
             if (b)
                 c->route_socket = g_object_ref(b->socket);
             c->route_dest = sluice_gio_addr_to_gsocket(&r.destination);
-            if (!b || !c->route_dest)
+            if (!b || !c->route_dest) {
+                g_warning("route of stream %u component %u: no socket for its base",
+                          c->stream, c->component);
                 c->route_ok = FALSE;
+            }
         } else {
             memset(&c->route, 0, sizeof c->route);
         }
@@ -259,8 +262,9 @@ static gchar *format_candidate(const sluice_ice_candidate *c)
     return g_strdup(line);
 }
 
-/* Drain transmits and events, refresh the routes, re-arm the one timer. */
-static void pump_locked(SluiceAgent *self, guint64 now)
+/* Drain transmits and events, refresh the routes, re-arm the one timer
+ * (unless the timer callback itself is running: it re-arms at its end). */
+static void pump_locked(SluiceAgent *self, guint64 now, gboolean arm)
 {
     guint8 buf[2048];
     sluice_transmit meta;
@@ -282,8 +286,9 @@ static void pump_locked(SluiceAgent *self, guint64 now)
     }
     if (events)
         refresh_routes(self);
-    sluice_timer_set(self->timer,
-                     self->pending->len ? 0 : sluice_ice_agent_next_timeout(self->core));
+    if (arm)
+        sluice_timer_set(self->timer,
+                         self->pending->len ? 0 : sluice_ice_agent_next_timeout(self->core));
 }
 
 static gchar *format_addr(const sluice_addr *a)
@@ -330,12 +335,16 @@ static void emit_event(SluiceAgent *self, const sluice_ice_event *ev)
         g_signal_emit(self, signals[SIG_NEW_REMOTE_CANDIDATE], 0, (guint)ev->stream,
                       (guint)ev->candidate.component, a);
         break;
+    default: /* driver-level events, handled in pump_locked() */
+        break;
     }
     g_free(a);
     g_free(b);
 }
 
-/* The one timer: core deadlines, and events waiting to be emitted. */
+/* The one timer: core deadlines, and events waiting to be emitted. The
+ * timer is re-armed after the signals ran, so that a test driving a mock
+ * clock sees the next wake-up only once the application was told. */
 static void on_timer(gpointer obj, guint64 now)
 {
     SluiceAgent *self = obj;
@@ -344,17 +353,23 @@ static void on_timer(gpointer obj, guint64 now)
     g_mutex_lock(&self->lock);
     if (now >= sluice_ice_agent_next_timeout(self->core))
         sluice_ice_agent_handle_timeout(self->core, now);
-    pump_locked(self, now);
+    pump_locked(self, now, FALSE);
     events = self->pending;
     self->pending = g_array_new(FALSE, FALSE, sizeof(sluice_ice_event));
-    sluice_timer_set(self->timer, sluice_ice_agent_next_timeout(self->core));
     g_mutex_unlock(&self->lock);
 
     g_object_ref(self);
     for (guint i = 0; i < events->len; i++)
         emit_event(self, &g_array_index(events, sluice_ice_event, i));
-    g_object_unref(self);
     g_array_unref(events);
+
+    g_mutex_lock(&self->lock);
+    if (self->timer)
+        sluice_timer_set(self->timer, self->pending->len
+                                          ? 0
+                                          : sluice_ice_agent_next_timeout(self->core));
+    g_mutex_unlock(&self->lock);
+    g_object_unref(self);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -980,7 +995,7 @@ gboolean sluice_agent_gather(SluiceAgent *agent, guint stream, GError **error)
     }
     if (rc == 0)
         rc = sluice_ice_agent_gather(agent->core, now);
-    pump_locked(agent, now);
+    pump_locked(agent, now, TRUE);
     g_mutex_unlock(&agent->lock);
     g_ptr_array_unref(made);
     if (rc < 0)
@@ -1018,7 +1033,7 @@ gboolean sluice_agent_get_local_credentials(SluiceAgent *agent, guint stream, gc
         guint64 now = now_us(agent);                                                           \
         (void)now;                                                                             \
         rc_ = (expr);                                                                          \
-        pump_locked((agent), now_us(agent));                                                   \
+        pump_locked((agent), now_us(agent), TRUE);                                                   \
         g_mutex_unlock(&(agent)->lock);                                                        \
         rc_;                                                                                   \
     })
@@ -1328,7 +1343,7 @@ gint sluice_agent_receive_native(SluiceAgent *agent, GSocket *socket, const slui
     if (b) {
         guint64 now = now_us(agent);
         rc = sluice_ice_agent_handle_datagram(agent->core, now, &b->addr, from, data, len, media);
-        pump_locked(agent, now);
+        pump_locked(agent, now, TRUE);
     }
     g_mutex_unlock(&agent->lock);
     return rc == 1 ? 1 : 0;

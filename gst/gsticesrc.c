@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: MIT */
+/* icesrc: receives the ICE peer's media in the streaming thread. It claims
+ * the component's sockets from the agent, waits on them with poll (and a
+ * GCancellable for unlock), reads batches with recvmmsg into pooled
+ * buffers, and pushes plain media from the selected remote straight out;
+ * STUN, TURN and media from other candidates go to the agent (which answers
+ * checks and unwraps relayed data). No main loop runs in create(). */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "gsticesrc.h"
+#include "gstsluiceelements.h"
+
+GST_DEBUG_CATEGORY_STATIC(ice_src_debug);
+#define GST_CAT_DEFAULT ice_src_debug
+
+#define BATCH 32
+#define MAX_SOCKETS 16
+#define DEFAULT_MTU 2048
+
+struct _GstIceSrc {
+    GstPushSrc parent;
+    GstSluiceSession session;
+    guint mtu;
+    SluiceAgent *agent; /* while started */
+    GCancellable *cancel;
+    /* The claimed sockets (streaming thread). */
+    GPtrArray *sockets;
+    GCancellable *changed;
+    SluiceAgentRoute route;
+    gboolean have_route;
+    sluice_addr route_peer;
+    GstBufferPool *pool;
+    guint batch; /* adapts to the traffic: 1..BATCH */
+    guint64 received, dropped;
+};
+
+enum { PROP_0, PROP_MTU = GST_SLUICE_PROP_LAST, PROP_PACKETS_RECEIVED };
+
+static GstStaticPadTemplate src_template =
+    GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+
+G_DEFINE_TYPE(GstIceSrc, gst_ice_src, GST_TYPE_PUSH_SRC)
+GST_ELEMENT_REGISTER_DEFINE(icesrc, "icesrc", GST_RANK_NONE, GST_TYPE_ICE_SRC)
+
+static void gst_ice_src_set_property(GObject *obj, guint id, const GValue *v, GParamSpec *ps)
+{
+    GstIceSrc *self = GST_ICE_SRC(obj);
+    if (id == PROP_MTU)
+        self->mtu = g_value_get_uint(v);
+    else if (!gst_sluice_session_set_property(&self->session, id, v))
+        G_OBJECT_WARN_INVALID_PROPERTY_ID(obj, id, ps);
+}
+
+static void gst_ice_src_get_property(GObject *obj, guint id, GValue *v, GParamSpec *ps)
+{
+    GstIceSrc *self = GST_ICE_SRC(obj);
+    if (id == PROP_MTU) {
+        g_value_set_uint(v, self->mtu);
+    } else if (id == PROP_PACKETS_RECEIVED) {
+        GST_OBJECT_LOCK(self);
+        g_value_set_uint64(v, self->received);
+        GST_OBJECT_UNLOCK(self);
+    } else if (!gst_sluice_session_get_property(&self->session, id, v)) {
+        G_OBJECT_WARN_INVALID_PROPERTY_ID(obj, id, ps);
+    }
+}
+
+static void release_sockets(GstIceSrc *self)
+{
+    if (self->sockets) {
+        g_ptr_array_unref(self->sockets);
+        self->sockets = NULL;
+        sluice_agent_release_component(self->agent, self->session.stream,
+                                       self->session.component);
+    }
+    g_clear_object(&self->changed);
+}
+
+static gboolean gst_ice_src_start(GstBaseSrc *bsrc)
+{
+    GstIceSrc *self = GST_ICE_SRC(bsrc);
+    GstStructure *cfg;
+    self->agent = gst_sluice_session_start(&self->session);
+    if (!self->agent)
+        return FALSE;
+    self->cancel = g_cancellable_new();
+    self->pool = gst_buffer_pool_new();
+    cfg = gst_buffer_pool_get_config(self->pool);
+    gst_buffer_pool_config_set_params(cfg, NULL, self->mtu, BATCH, 0);
+    if (!gst_buffer_pool_set_config(self->pool, cfg) ||
+        !gst_buffer_pool_set_active(self->pool, TRUE)) {
+        GST_ELEMENT_ERROR(self, RESOURCE, NO_SPACE_LEFT, ("cannot set up the buffer pool"),
+                          (NULL));
+        return FALSE;
+    }
+    self->batch = 4;
+    self->received = self->dropped = 0;
+    self->have_route = FALSE;
+    return TRUE;
+}
+
+static gboolean gst_ice_src_stop(GstBaseSrc *bsrc)
+{
+    GstIceSrc *self = GST_ICE_SRC(bsrc);
+    if (self->agent)
+        release_sockets(self);
+    sluice_agent_route_clear(&self->route);
+    self->have_route = FALSE;
+    if (self->pool) {
+        gst_buffer_pool_set_active(self->pool, FALSE);
+        gst_clear_object(&self->pool);
+    }
+    gst_sluice_session_stop(&self->session);
+    g_clear_object(&self->agent);
+    g_clear_object(&self->cancel);
+    return TRUE;
+}
+
+static gboolean gst_ice_src_unlock(GstBaseSrc *bsrc)
+{
+    GstIceSrc *self = GST_ICE_SRC(bsrc);
+    if (self->cancel)
+        g_cancellable_cancel(self->cancel);
+    return TRUE;
+}
+
+static gboolean gst_ice_src_unlock_stop(GstBaseSrc *bsrc)
+{
+    GstIceSrc *self = GST_ICE_SRC(bsrc);
+    if (self->cancel && g_cancellable_is_cancelled(self->cancel)) {
+        g_object_unref(self->cancel);
+        self->cancel = g_cancellable_new();
+    }
+    return TRUE;
+}
+
+/* The plain-media fast path accepts datagrams from the selected remote
+ * candidate only; everything else goes through the agent. */
+static void refresh_route(GstIceSrc *self)
+{
+    if (self->have_route &&
+        self->route.generation == sluice_agent_route_generation(self->agent))
+        return;
+    if (!self->have_route && self->route.generation != 0 &&
+        self->route.generation == sluice_agent_route_generation(self->agent))
+        return;
+    sluice_agent_route_clear(&self->route);
+    self->have_route =
+        sluice_agent_get_route(self->agent, self->session.stream, self->session.component,
+                               &self->route) &&
+        self->route.route.framing == SLUICE_ICE_FRAMING_NONE;
+    if (self->have_route)
+        self->route_peer = self->route.route.destination;
+}
+
+/* RFC 7983: 0-3 STUN, 16-19 ZRTP, 20-63 DTLS, 64-79 TURN ChannelData,
+ * 128-191 RTP/RTCP. Media is what the agent does not consume. */
+static gboolean is_plain_media(guint8 b)
+{
+    return (b >= 20 && b <= 63) || (b >= 128 && b <= 191);
+}
+
+static GstFlowReturn wait_readable(GstIceSrc *self, GPollFD *fds, guint *n_fds)
+{
+    GPollFD cancel_fd, changed_fd;
+    guint n = 0;
+    gint rc;
+
+    if (!self->sockets || g_cancellable_is_cancelled(self->changed)) {
+        release_sockets(self);
+        self->sockets = sluice_agent_claim_component(self->agent, self->session.stream,
+                                                     self->session.component, &self->changed);
+        if (!self->sockets) {
+            GST_ELEMENT_ERROR(self, RESOURCE, BUSY,
+                              ("stream %u component %u is already read by another icesrc, or "
+                               "does not exist",
+                               self->session.stream, self->session.component),
+                              (NULL));
+            return GST_FLOW_ERROR;
+        }
+    }
+    for (guint i = 0; i < self->sockets->len && n < MAX_SOCKETS; i++) {
+        fds[n].fd = g_socket_get_fd(g_ptr_array_index(self->sockets, i));
+        fds[n].events = G_IO_IN;
+        fds[n].revents = 0;
+        n++;
+    }
+    if (!g_cancellable_make_pollfd(self->cancel, &cancel_fd) ||
+        !g_cancellable_make_pollfd(self->changed, &changed_fd))
+        return GST_FLOW_ERROR;
+    fds[n++] = cancel_fd;
+    fds[n++] = changed_fd;
+    do {
+        rc = g_poll(fds, n, -1);
+    } while (rc < 0 && errno == EINTR);
+    g_cancellable_release_fd(self->cancel);
+    g_cancellable_release_fd(self->changed);
+    if (g_cancellable_is_cancelled(self->cancel))
+        return GST_FLOW_FLUSHING;
+    *n_fds = n - 2;
+    return GST_FLOW_OK;
+}
+
+/* Read one batch from a readable socket; push what is media. */
+static guint read_batch(GstIceSrc *self, GSocket *socket, GstBufferList *out,
+                        GstClockTime arrival)
+{
+    struct mmsghdr msgs[BATCH];
+    struct iovec iov[BATCH];
+    struct sockaddr_storage from[BATCH];
+    GstBuffer *bufs[BATCH];
+    GstMapInfo maps[BATCH];
+    guint n = 0, got = 0;
+    gint k;
+
+    for (; n < self->batch; n++) {
+        if (gst_buffer_pool_acquire_buffer(self->pool, &bufs[n], NULL) != GST_FLOW_OK)
+            break;
+        gst_buffer_map(bufs[n], &maps[n], GST_MAP_WRITE);
+        iov[n].iov_base = maps[n].data;
+        iov[n].iov_len = maps[n].size;
+        memset(&msgs[n], 0, sizeof msgs[n]);
+        msgs[n].msg_hdr.msg_iov = &iov[n];
+        msgs[n].msg_hdr.msg_iovlen = 1;
+        msgs[n].msg_hdr.msg_name = &from[n];
+        msgs[n].msg_hdr.msg_namelen = sizeof from[n];
+    }
+    do {
+        k = recvmmsg(g_socket_get_fd(socket), msgs, n, MSG_DONTWAIT, NULL);
+    } while (k < 0 && errno == EINTR);
+    for (guint i = 0; i < n; i++) {
+        gsize len = (k > 0 && i < (guint)k) ? msgs[i].msg_len : 0;
+        sluice_addr src;
+        sluice_ice_media media;
+        gboolean keep = FALSE;
+        gsize off = 0;
+
+        if (k > 0 && i < (guint)k && !(msgs[i].msg_hdr.msg_flags & MSG_TRUNC) && len > 0 &&
+            sluice_addr_from_sockaddr(&src, &from[i], msgs[i].msg_hdr.msg_namelen) == 0) {
+            if (self->have_route && is_plain_media(maps[i].data[0]) &&
+                sluice_addr_equal(&src, &self->route_peer)) {
+                keep = TRUE;
+            } else if (sluice_agent_receive_native(self->agent, socket, &src, maps[i].data, len,
+                                                   &media) == 1) {
+                /* A view into this buffer (unwrapped ChannelData/Data
+                 * indication, or media from another candidate). */
+                off = (gsize)(media.data - maps[i].data);
+                len = media.len;
+                keep = TRUE;
+            }
+        } else if (k > 0 && i < (guint)k && (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)) {
+            GST_WARNING_OBJECT(self, "datagram larger than mtu=%u dropped", self->mtu);
+            self->dropped++;
+        }
+        gst_buffer_unmap(bufs[i], &maps[i]);
+        if (keep) {
+            gst_buffer_resize(bufs[i], (gssize)off, (gssize)len);
+            GST_BUFFER_DTS(bufs[i]) = arrival;
+            gst_buffer_list_add(out, bufs[i]);
+            got++;
+        } else {
+            gst_buffer_unref(bufs[i]);
+        }
+    }
+    /* Grow the batch while batches come back full, shrink when not. */
+    if (k > 0 && (guint)k == n && self->batch < BATCH)
+        self->batch = MIN(BATCH, self->batch * 2);
+    else if (k > 0 && (guint)k < n / 4 && self->batch > 1)
+        self->batch /= 2;
+    return got;
+}
+
+static GstFlowReturn gst_ice_src_create(GstPushSrc *psrc, GstBuffer **outbuf)
+{
+    GstIceSrc *self = GST_ICE_SRC(psrc);
+    GPollFD fds[MAX_SOCKETS + 2];
+    GstBufferList *list = gst_buffer_list_new_sized(BATCH);
+    GstFlowReturn ret;
+
+    *outbuf = NULL;
+    while (gst_buffer_list_length(list) == 0) {
+        guint n_fds = 0;
+        GstClock *clock;
+        GstClockTime arrival = GST_CLOCK_TIME_NONE;
+        ret = wait_readable(self, fds, &n_fds);
+        if (ret != GST_FLOW_OK) {
+            gst_buffer_list_unref(list);
+            return ret;
+        }
+        refresh_route(self);
+        /* Timestamp like a live source: running time at arrival. */
+        clock = gst_element_get_clock(GST_ELEMENT(self));
+        if (clock) {
+            GstClockTime now = gst_clock_get_time(clock);
+            GstClockTime base = gst_element_get_base_time(GST_ELEMENT(self));
+            arrival = now > base ? now - base : 0;
+            gst_object_unref(clock);
+        }
+        for (guint i = 0; i < n_fds; i++) {
+            if (fds[i].revents & (G_IO_IN | G_IO_ERR))
+                read_batch(self, g_ptr_array_index(self->sockets, i), list, arrival);
+        }
+    }
+    GST_OBJECT_LOCK(self);
+    self->received += gst_buffer_list_length(list);
+    GST_OBJECT_UNLOCK(self);
+    if (gst_buffer_list_length(list) == 1) {
+        *outbuf = gst_buffer_ref(gst_buffer_list_get(list, 0));
+        gst_buffer_list_unref(list);
+        return GST_FLOW_OK;
+    }
+    gst_base_src_submit_buffer_list(GST_BASE_SRC(self), list);
+    return GST_FLOW_OK;
+}
+
+static void gst_ice_src_finalize(GObject *obj)
+{
+    GstIceSrc *self = GST_ICE_SRC(obj);
+    gst_sluice_session_clear(&self->session);
+    G_OBJECT_CLASS(gst_ice_src_parent_class)->finalize(obj);
+}
+
+static void gst_ice_src_class_init(GstIceSrcClass *klass)
+{
+    GObjectClass *oc = G_OBJECT_CLASS(klass);
+    GstElementClass *ec = GST_ELEMENT_CLASS(klass);
+    GstBaseSrcClass *bc = GST_BASE_SRC_CLASS(klass);
+    GstPushSrcClass *pc = GST_PUSH_SRC_CLASS(klass);
+
+    GST_DEBUG_CATEGORY_INIT(ice_src_debug, "icesrc", 0, "sluice ICE source");
+    oc->set_property = gst_ice_src_set_property;
+    oc->get_property = gst_ice_src_get_property;
+    oc->finalize = gst_ice_src_finalize;
+    gst_sluice_session_install_properties(oc);
+    g_object_class_install_property(
+        oc, PROP_MTU,
+        g_param_spec_uint("mtu", "MTU",
+                          "Largest datagram received; larger ones are dropped and counted", 576,
+                          65536, DEFAULT_MTU,
+                          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+    g_object_class_install_property(
+        oc, PROP_PACKETS_RECEIVED,
+        g_param_spec_uint64("packets-received", "Packets received",
+                            "Media datagrams pushed downstream", 0, G_MAXUINT64, 0,
+                            G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+    gst_element_class_add_static_pad_template(ec, &src_template);
+    gst_element_class_set_static_metadata(
+        ec, "ICE source", "Source/Network",
+        "Receives data from an ICE peer on the sluice agent's sockets (direct or relayed "
+        "through TURN)",
+        "sluice developers");
+    bc->start = gst_ice_src_start;
+    bc->stop = gst_ice_src_stop;
+    bc->unlock = gst_ice_src_unlock;
+    bc->unlock_stop = gst_ice_src_unlock_stop;
+    pc->create = gst_ice_src_create;
+}
+
+static void gst_ice_src_init(GstIceSrc *self)
+{
+    gst_sluice_session_init(&self->session, GST_ELEMENT(self));
+    self->mtu = DEFAULT_MTU;
+    gst_base_src_set_live(GST_BASE_SRC(self), TRUE);
+    gst_base_src_set_format(GST_BASE_SRC(self), GST_FORMAT_TIME);
+}

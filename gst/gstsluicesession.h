@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/* What icesrc and icesink share: the agent (given by the application, or
+ * found by session name in the process, or private), the properties that
+ * configure it from gst-launch-1.0, and the bridge from agent signals to bus
+ * messages and element errors. */
+#ifndef GST_SLUICE_SESSION_H
+#define GST_SLUICE_SESSION_H
+
+#include <gst/gst.h>
+
+#include "sluice-gio.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+    GstElement *element;
+    GMutex lock;
+    /* Properties. */
+    SluiceAgent *agent; /* the application's or the session's */
+    gboolean agent_from_app;
+    gchar *session;
+    guint stream, component, n_components;
+    gboolean controlling, relay_only;
+    gchar *local_ufrag, *local_pwd, *remote_ufrag, *remote_pwd, *remote_candidates;
+    gchar *stun_server, *turn_server, *address;
+    guint min_port, max_port;
+    /* While started. */
+    GWeakRef self_ref;
+    gulong handlers[5];
+    gboolean posted_consent_error;
+} GstSluiceSession;
+
+enum {
+    GST_SLUICE_PROP_AGENT = 1,
+    GST_SLUICE_PROP_SESSION,
+    GST_SLUICE_PROP_STREAM,
+    GST_SLUICE_PROP_COMPONENT,
+    GST_SLUICE_PROP_N_COMPONENTS,
+    GST_SLUICE_PROP_CONTROLLING,
+    GST_SLUICE_PROP_LOCAL_UFRAG,
+    GST_SLUICE_PROP_LOCAL_PWD,
+    GST_SLUICE_PROP_REMOTE_UFRAG,
+    GST_SLUICE_PROP_REMOTE_PWD,
+    GST_SLUICE_PROP_REMOTE_CANDIDATES,
+    GST_SLUICE_PROP_STUN_SERVER,
+    GST_SLUICE_PROP_TURN_SERVER,
+    GST_SLUICE_PROP_RELAY_ONLY,
+    GST_SLUICE_PROP_ADDRESS,
+    GST_SLUICE_PROP_MIN_PORT,
+    GST_SLUICE_PROP_MAX_PORT,
+    GST_SLUICE_PROP_LAST
+};
+
+void gst_sluice_session_install_properties(GObjectClass *klass);
+void gst_sluice_session_init(GstSluiceSession *s, GstElement *element);
+void gst_sluice_session_clear(GstSluiceSession *s);
+gboolean gst_sluice_session_set_property(GstSluiceSession *s, guint id, const GValue *v);
+gboolean gst_sluice_session_get_property(GstSluiceSession *s, guint id, GValue *v);
+
+/* READY->PAUSED: find or create the agent, configure and gather (posting
+ * GST_ELEMENT_ERROR on failure), connect the bus bridge. Returns a new
+ * reference to the agent, or NULL. */
+SluiceAgent *gst_sluice_session_start(GstSluiceSession *s);
+void gst_sluice_session_stop(GstSluiceSession *s);
+
+G_END_DECLS
+#endif

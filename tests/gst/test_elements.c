@@ -1,0 +1,352 @@
+/* SPDX-License-Identifier: MIT */
+/* icesink -> icesrc in one process over loopback host candidates (buffers
+ * and buffer lists, byte-exact and in order), and consent freshness on a
+ * GstTestClock: the peer goes away, 30 s of mock time later the sink stops
+ * sending and the application is told; an ICE restart brings media back. */
+#include <gst/check/gstcheck.h>
+#include <gst/check/gstharness.h>
+#include <gst/check/gsttestclock.h>
+#include <string.h>
+
+#include "gstsluiceclock.h"
+#include "sluice-gio.h"
+
+typedef struct {
+    SluiceAgent *agent;
+    gint selected, consent_lost;
+    GstClockTime lost_at; /* mock time when consent-lost was signalled */
+} Peer;
+
+static GstClock *mock_clock;
+static GMutex lock;
+static GCond cond;
+
+static void on_candidate(SluiceAgent *agent, guint stream, guint comp, const gchar *line,
+                         gpointer data)
+{
+    Peer *other = data;
+    (void)agent;
+    (void)comp;
+    fail_unless(sluice_agent_add_remote_candidate(other->agent, stream, line, NULL));
+}
+
+static void on_selected(SluiceAgent *agent, guint stream, guint comp, const gchar *l,
+                        const gchar *r, gpointer data)
+{
+    Peer *p = data;
+    (void)agent;
+    (void)stream;
+    (void)comp;
+    (void)l;
+    (void)r;
+    g_mutex_lock(&lock);
+    p->selected++;
+    g_cond_broadcast(&cond);
+    g_mutex_unlock(&lock);
+}
+
+static void on_consent_lost(SluiceAgent *agent, guint stream, guint comp, gpointer data)
+{
+    Peer *p = data;
+    (void)agent;
+    (void)stream;
+    (void)comp;
+    g_mutex_lock(&lock);
+    /* The agent re-arms its timer after its signals: the mock clock
+     * cannot move on while this runs. */
+    if (mock_clock)
+        p->lost_at = gst_clock_get_time(mock_clock);
+    p->consent_lost++;
+    g_cond_broadcast(&cond);
+    g_mutex_unlock(&lock);
+}
+
+static void peer_new(Peer *p, gboolean controlling, SluiceClock *clock)
+{
+    GError *err = NULL;
+    memset(p, 0, sizeof *p);
+    p->agent = g_object_new(SLUICE_TYPE_AGENT, "controlling", controlling, "clock", clock, NULL);
+    fail_unless(sluice_agent_add_local_address(p->agent, "127.0.0.1", &err));
+    fail_unless_equals_int(sluice_agent_add_stream(p->agent, 1, &err), 1);
+    g_signal_connect(p->agent, "selected-pair-changed", G_CALLBACK(on_selected), p);
+    g_signal_connect(p->agent, "consent-lost", G_CALLBACK(on_consent_lost), p);
+}
+
+static void credentials(Peer *from, Peer *to)
+{
+    gchar *u, *pw;
+    fail_unless(sluice_agent_get_local_credentials(from->agent, 1, &u, &pw));
+    fail_unless(sluice_agent_set_remote_credentials(to->agent, 1, u, pw, NULL));
+    g_free(u);
+    g_free(pw);
+}
+
+/* Wire two peers: trickle candidates, exchange credentials, gather. */
+static void connect_peers(Peer *a, Peer *b)
+{
+    GError *err = NULL;
+    g_signal_connect(a->agent, "new-candidate", G_CALLBACK(on_candidate), b);
+    g_signal_connect(b->agent, "new-candidate", G_CALLBACK(on_candidate), a);
+    credentials(a, b);
+    credentials(b, a);
+    fail_unless(sluice_agent_gather(a->agent, 1, &err));
+    fail_unless(sluice_agent_gather(b->agent, 1, &err));
+}
+
+/* Wait (real time, bounded) until *counter reaches n. */
+static gboolean wait_count(gint *counter, gint n)
+{
+    gint64 end = g_get_monotonic_time() + 10 * G_TIME_SPAN_SECOND;
+    gboolean ok = TRUE;
+    g_mutex_lock(&lock);
+    while (*counter < n && ok)
+        ok = g_cond_wait_until(&cond, &lock, end);
+    ok = *counter >= n;
+    g_mutex_unlock(&lock);
+    return ok;
+}
+
+static GstBuffer *numbered_buffer(guint i, gsize size)
+{
+    GstBuffer *buf = gst_buffer_new_allocate(NULL, size, NULL);
+    GstMapInfo m;
+    gst_buffer_map(buf, &m, GST_MAP_WRITE);
+    for (gsize k = 0; k < size; k++)
+        m.data[k] = (guint8)(i * 7 + k);
+    m.data[0] = 0x80; /* RTP version 2: the plain-media fast path (RFC 7983) */
+    m.data[1] = (guint8)(i >> 8);
+    m.data[2] = (guint8)i;
+    gst_buffer_unmap(buf, &m);
+    return buf;
+}
+
+static void check_buffer(GstBuffer *got, guint i, gsize size)
+{
+    GstBuffer *want = numbered_buffer(i, size);
+    fail_unless(got != NULL, "buffer %u missing", i);
+    fail_unless_equals_int(gst_buffer_get_size(got), size);
+    fail_unless(gst_buffer_memcmp(got, 0, ({
+                                      GstMapInfo m;
+                                      static guint8 tmp[2048];
+                                      gst_buffer_map(want, &m, GST_MAP_READ);
+                                      memcpy(tmp, m.data, m.size);
+                                      gst_buffer_unmap(want, &m);
+                                      tmp;
+                                  }),
+                                  size) == 0,
+                "buffer %u differs", i);
+    gst_buffer_unref(want);
+}
+
+static GstHarness *sink_harness(SluiceAgent *agent)
+{
+    /* The agent is set before the harness starts the element. */
+    GstElement *e = gst_element_factory_make("icesink", NULL);
+    GstHarness *h;
+    g_object_set(e, "agent", agent, NULL);
+    h = gst_harness_new_with_element(e, "sink", NULL);
+    gst_object_unref(e);
+    gst_harness_set_src_caps_str(h, "application/x-rtp");
+    gst_harness_play(h);
+    return h;
+}
+
+static GstHarness *src_harness(SluiceAgent *agent)
+{
+    GstElement *e = gst_element_factory_make("icesrc", NULL);
+    GstHarness *h;
+    g_object_set(e, "agent", agent, NULL);
+    h = gst_harness_new_with_element(e, NULL, "src");
+    gst_object_unref(e);
+    gst_harness_play(h);
+    return h;
+}
+
+GST_START_TEST(test_loopback_exact)
+{
+    Peer a, b;
+    GstHarness *hs, *hr;
+    guint i = 0;
+    const gsize size = 1200;
+    peer_new(&a, TRUE, NULL);
+    peer_new(&b, FALSE, NULL);
+    hs = sink_harness(a.agent);
+    hr = src_harness(b.agent);
+    connect_peers(&a, &b);
+    fail_unless(wait_count(&a.selected, 1) && wait_count(&b.selected, 1));
+    {
+        SluiceAgentRoute r;
+        fail_unless(sluice_agent_get_route(a.agent, 1, 1, &r));
+        sluice_agent_route_clear(&r);
+    }
+
+    /* 2,000 buffers in bursts of 50 (the receive buffer holds a burst; the
+     * test is about order and content, not about overrunning a socket). */
+    for (guint burst = 0; burst < 40; burst++) {
+        for (guint k = 0; k < 50; k++)
+            fail_unless_equals_int(gst_harness_push(hs, numbered_buffer(i + k, size)),
+                                   GST_FLOW_OK);
+        for (guint k = 0; k < 50; k++) {
+            GstBuffer *got = gst_harness_pull(hr);
+            check_buffer(got, i + k, size);
+            fail_unless(GST_BUFFER_DTS_IS_VALID(got));
+            gst_buffer_unref(got);
+        }
+        i += 50;
+    }
+    /* A buffer list goes out in one sendmmsg batch. */
+    GstBufferList *list = gst_buffer_list_new();
+    for (guint k = 0; k < 40; k++)
+        gst_buffer_list_add(list, numbered_buffer(i + k, 100 + k));
+    fail_unless_equals_int(gst_pad_push_list(hs->srcpad, list), GST_FLOW_OK);
+    for (guint k = 0; k < 40; k++) {
+        GstBuffer *got = gst_harness_pull(hr);
+        check_buffer(got, i + k, 100 + k);
+        gst_buffer_unref(got);
+    }
+    guint64 sent = 0, recvd = 0;
+    g_object_get(hs->element, "packets-sent", &sent, NULL);
+    g_object_get(hr->element, "packets-received", &recvd, NULL);
+    fail_unless_equals_uint64(sent, 2040);
+    fail_unless_equals_uint64(recvd, 2040);
+
+    /* The agent counted the media the sink sent itself. */
+    sluice_ice_pair_stats st[4];
+    fail_unless(sluice_agent_get_pair_stats(a.agent, 1, st, 4) >= 1);
+    fail_unless(st[0].packets_sent >= 2040);
+
+    gst_harness_teardown(hs);
+    gst_harness_teardown(hr);
+    g_object_unref(a.agent);
+    g_object_unref(b.agent);
+}
+GST_END_TEST;
+
+/* Advance the test clock one pending wake-up at a time until *flag or
+ * limit_us of mock time has passed. */
+static gboolean crank_until(GstTestClock *clock, gint *flag, guint64 limit_us)
+{
+    GstClockTime end = gst_clock_get_time(GST_CLOCK(clock)) + limit_us * 1000;
+    for (guint i = 0; i < 100000; i++) {
+        gint v;
+        g_mutex_lock(&lock);
+        v = *flag;
+        g_mutex_unlock(&lock);
+        if (v)
+            return TRUE;
+        if (gst_clock_get_time(GST_CLOCK(clock)) > end)
+            return FALSE;
+        gst_test_clock_crank(clock);
+    }
+    return FALSE;
+}
+
+/* While the peer answers on real sockets, mock time must not outrun the
+ * network: advance it 5 ms at a time, waiting (bounded) for *flag on the
+ * condition in between, and fire the wake-ups that are due. */
+static gboolean step_until(GstTestClock *clock, gint *flag, guint64 limit_us)
+{
+    for (guint64 t = 0; t <= limit_us; t += 5000) {
+        gint64 end = g_get_monotonic_time() + 5 * G_TIME_SPAN_MILLISECOND;
+        gboolean done;
+        g_mutex_lock(&lock);
+        while (!*flag && g_cond_wait_until(&cond, &lock, end))
+            ;
+        done = *flag != 0;
+        g_mutex_unlock(&lock);
+        if (done)
+            return TRUE;
+        gst_test_clock_advance_time(clock, 5 * GST_MSECOND);
+        while (gst_test_clock_get_next_entry_time(clock) <= gst_clock_get_time(GST_CLOCK(clock)))
+            gst_test_clock_crank(clock);
+    }
+    return FALSE;
+}
+
+GST_START_TEST(test_consent_mock_clock)
+{
+    GstTestClock *tclock = GST_TEST_CLOCK(gst_test_clock_new());
+    SluiceClock *clock = gst_sluice_clock_new(GST_CLOCK(tclock));
+    mock_clock = GST_CLOCK(tclock);
+    Peer a, b, b2;
+    GstHarness *hs, *hr, *hr2;
+    GstBus *bus = gst_bus_new();
+    GstMessage *msg;
+    guint64 sent0, sent1, dropped;
+
+    peer_new(&a, TRUE, clock);
+    peer_new(&b, FALSE, NULL);
+    hs = sink_harness(a.agent);
+    gst_element_set_bus(hs->element, bus);
+    hr = src_harness(b.agent);
+    connect_peers(&a, &b);
+    fail_unless(step_until(tclock, &a.selected, 10 * G_USEC_PER_SEC));
+    fail_unless(wait_count(&b.selected, 1));
+    gst_harness_push(hs, numbered_buffer(1, 200));
+    gst_buffer_unref(gst_harness_pull(hr));
+
+    /* The peer goes away: its sockets close, nothing answers. */
+    gst_harness_teardown(hr);
+    gpointer b_alive = b.agent;
+    g_object_add_weak_pointer(G_OBJECT(b.agent), &b_alive);
+    g_object_unref(b.agent);
+    fail_unless(b_alive == NULL, "the peer's agent is still referenced");
+    GstClockTime t_gone = gst_clock_get_time(GST_CLOCK(tclock));
+    fail_unless(crank_until(tclock, &a.consent_lost, 60 * G_USEC_PER_SEC));
+    GstClockTime waited = a.lost_at - t_gone;
+    /* RFC 7675 §5.1: lost 30 s after the last response (which came at most
+     * one consent interval, 4-6 s, before the peer went away). */
+    fail_unless(waited >= 24 * GST_SECOND && waited <= 31 * GST_SECOND,
+                "consent lost after %" GST_TIME_FORMAT, GST_TIME_ARGS(waited));
+    msg = gst_bus_timed_pop_filtered(bus, 10 * GST_SECOND, GST_MESSAGE_ERROR);
+    fail_unless(msg != NULL, "no error on the bus");
+    GError *gerr = NULL;
+    gst_message_parse_error(msg, &gerr, NULL);
+    fail_unless(strstr(gerr->message, "consent lost") != NULL, "%s", gerr->message);
+    g_error_free(gerr);
+    gst_message_unref(msg);
+    /* The sink stops sending. */
+    g_object_get(hs->element, "packets-sent", &sent0, NULL);
+    for (guint k = 0; k < 10; k++)
+        gst_harness_push(hs, numbered_buffer(k, 200));
+    g_object_get(hs->element, "packets-sent", &sent1, "packets-dropped", &dropped, NULL);
+    fail_unless_equals_uint64(sent1, sent0);
+    fail_unless(dropped >= 10);
+
+    /* ICE restart with a new peer brings the stream back. */
+    peer_new(&b2, FALSE, NULL);
+    hr2 = src_harness(b2.agent);
+    a.selected = 0;
+    g_signal_handlers_disconnect_by_func(a.agent, on_candidate, &b);
+    fail_unless(sluice_agent_restart(a.agent, 1, NULL));
+    connect_peers(&a, &b2);
+    fail_unless(step_until(tclock, &a.selected, 10 * G_USEC_PER_SEC));
+    fail_unless(wait_count(&b2.selected, 1));
+    gst_harness_push(hs, numbered_buffer(77, 300));
+    GstBuffer *got = gst_harness_pull(hr2);
+    check_buffer(got, 77, 300);
+    gst_buffer_unref(got);
+
+    gst_harness_teardown(hs);
+    gst_harness_teardown(hr2);
+    g_object_unref(a.agent);
+    g_object_unref(b2.agent);
+    g_object_unref(clock);
+    mock_clock = NULL;
+    gst_object_unref(tclock);
+    gst_object_unref(bus);
+}
+GST_END_TEST;
+
+static Suite *elements_suite(void)
+{
+    Suite *s = suite_create("sluice-elements");
+    TCase *tc = tcase_create("general");
+    suite_add_tcase(s, tc);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_loopback_exact);
+    tcase_add_test(tc, test_consent_mock_clock);
+    return s;
+}
+
+GST_CHECK_MAIN(elements);
