@@ -8,7 +8,9 @@
 # Everything the build, the tests and the interop peers need on Debian 12.
 # shellcheck disable=SC2034 # used by the scripts that source this file
 SLUICE_PACKAGES=(meson ninja-build pkg-config clang libclang-rt-14-dev libssl-dev
-    libnice-dev coturn tshark python3 openssl python3-aioice iptables)
+    libnice-dev coturn tshark python3 openssl python3-aioice iptables
+    libglib2.0-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+    gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-nice)
 
 sluice_log() { printf '==> %s\n' "$*" >&2; }
 sluice_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
