@@ -19,4 +19,4 @@ static gboolean plugin_init(GstPlugin *plugin)
 
 GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, sluice,
                   "ICE, STUN and TURN elements on the sluice sans-IO core", plugin_init,
-                  SLUICE_VERSION, "MIT", "sluice", "https://example.invalid/sluice")
+                  SLUICE_VERSION, "MIT/X11", "sluice", "https://example.invalid/sluice")

@@ -143,6 +143,7 @@ static GstHarness *sink_harness(SluiceAgent *agent)
     /* The agent is set before the harness starts the element. */
     GstElement *e = gst_element_factory_make("icesink", NULL);
     GstHarness *h;
+    fail_unless(e != NULL, "icesink not found: is GST_PLUGIN_PATH the build's gst/?");
     g_object_set(e, "agent", agent, NULL);
     h = gst_harness_new_with_element(e, "sink", NULL);
     gst_object_unref(e);
@@ -155,6 +156,7 @@ static GstHarness *src_harness(SluiceAgent *agent)
 {
     GstElement *e = gst_element_factory_make("icesrc", NULL);
     GstHarness *h;
+    fail_unless(e != NULL, "icesrc not found: is GST_PLUGIN_PATH the build's gst/?");
     g_object_set(e, "agent", agent, NULL);
     h = gst_harness_new_with_element(e, NULL, "src");
     gst_object_unref(e);
