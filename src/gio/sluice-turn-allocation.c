@@ -1079,9 +1079,10 @@ void sluice_turn_allocation_close(SluiceTurnAllocation *self)
     self->need_begin = FALSE;
     if (self->resolving)
         g_cancellable_cancel(self->cancel);
+    /* Until "closed" has been emitted on the context. */
+    g_object_ref(self);
+    self->self_ref = TRUE;
     if (self->core && self->state != SLUICE_TURN_ALLOCATION_STATE_NEW) {
-        g_object_ref(self);
-        self->self_ref = TRUE;
         set_state(self, SLUICE_TURN_ALLOCATION_STATE_CLOSING);
         if (sluice_turn_client_close(self->core, now) < 0) {
             memset(&ev, 0, sizeof ev);
