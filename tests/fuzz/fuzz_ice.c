@@ -4,13 +4,18 @@
  * driven by the input — arbitrary datagrams from remote addresses,
  * well-formed checks carrying fuzzed attributes (so the fuzzer gets past
  * MESSAGE-INTEGRITY), answers to the agent's own requests with fuzzed
- * bodies, candidate strings, time jumps, restarts — checking the contract
- * after every step: bounded output, transmits with a source base, deadlines
- * that move, events FIFO, no crash, no leak. */
+ * bodies, candidate strings, time jumps, restarts, and the stream of a
+ * TURN allocation over TCP (a scripted server answers it; the input splits
+ * its answers anywhere, interleaves fuzzed stream bytes, Data indications
+ * and ChannelData, or closes the stream) — checking the contract after
+ * every step: bounded output, transmits with a source base, deadlines that
+ * move, events FIFO, media views inside the agent's buffer or the
+ * datagram, no crash, no leak. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fake_turn.h"
 #include "sluice/sluice.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -57,6 +62,12 @@ struct st {
     bool have_txid;
     sluice_addr last_dst;
     sluice_test_rng rng;
+    /* TURN over TCP from base[0]: the scripted server's answers, waiting
+     * for the input to deliver them */
+    struct fake_turn turn;
+    sluice_addr turn_server;
+    uint8_t turn_out[4096];
+    size_t turn_len;
 };
 
 static void drain(struct st *t)
@@ -73,6 +84,19 @@ static void drain(struct st *t)
             FAIL("poll_transmit length");
         if (meta.source.family == SLUICE_AF_NONE)
             FAIL("transmit without a source base");
+        if (meta.transport == SLUICE_TRANSPORT_TCP) {
+            if (!sluice_addr_equal(&meta.destination, &t->turn_server) ||
+                !sluice_addr_equal(&meta.source, &t->base[0]))
+                FAIL("stream bytes for a stream nobody configured");
+            /* one whole message per transmit over TCP */
+            int r = fake_turn_answer(&t->turn, buf, (size_t)n, t->turn_out + t->turn_len,
+                                     sizeof t->turn_out - t->turn_len);
+            if (r > 0)
+                t->turn_len += (size_t)r;
+            continue;
+        }
+        if (meta.transport != SLUICE_TRANSPORT_UDP)
+            FAIL("transmit over a transport nobody configured");
         if (n >= 20 && buf[0] < 2) { /* our request: remember its ID to answer it */
             memcpy(t->last_txid, buf + 8, 12);
             t->have_txid = true;
@@ -97,6 +121,79 @@ static void deliver(struct st *t, const sluice_addr *local, const sluice_addr *f
     if (rc == 1 && (m.data < d || m.data + m.len > d + n))
         FAIL("media view outside the datagram");
     drain(t);
+}
+
+/* Bytes on the TURN stream; then every media datagram they completed. */
+static void stream_in(struct st *t, const uint8_t *d, size_t n)
+{
+    sluice_ice_media m;
+    int rc = sluice_ice_agent_handle_stream(t->a, t->now, &t->base[0], &t->turn_server,
+                                            SLUICE_TRANSPORT_TCP, d, n, &m);
+    if (rc == SLUICE_ERR_INVALID)
+        FAIL("handle_stream: a valid call refused");
+    /* rc < 0: the stream broke, or was given up before: both are fine */
+    for (int i = 0; rc == 1; i++) {
+        if (i > 70000)
+            FAIL("endless media from one chunk");
+        if (!m.data || m.len > 65535)
+            FAIL("stream media view");
+        rc = sluice_ice_agent_handle_stream(t->a, t->now, &t->base[0], &t->turn_server,
+                                            SLUICE_TRANSPORT_TCP, NULL, 0, &m);
+        if (rc < 0)
+            FAIL("handle_stream: an error while draining");
+    }
+    drain(t);
+}
+
+/* Stream input: the server's pending answers split where the input says,
+ * fuzzed bytes, a Data indication or ChannelData with a fuzzed payload, or
+ * the end of the stream. */
+static void stream_op(struct st *t, struct in *in, uint8_t op)
+{
+    uint8_t buf[1600];
+    const uint8_t *d;
+    size_t n = take_n(in, &d, 1500);
+    switch ((op >> 4) & 7) {
+    case 0:
+    case 1:
+    case 2: { /* pending answers, cut at a fuzzed point */
+        size_t cut = t->turn_len ? (size_t)take(in) * 7 % (t->turn_len + 1) : 0;
+        uint8_t copy[sizeof t->turn_out];
+        size_t len = t->turn_len;
+        memcpy(copy, t->turn_out, len);
+        t->turn_len = 0;
+        stream_in(t, copy, cut);
+        stream_in(t, copy + cut, len - cut);
+        break;
+    }
+    case 3: {
+        int r = fake_turn_data_indication(&t->remote[op & 3], d, n, buf, sizeof buf);
+        if (r > 0)
+            stream_in(t, buf, (size_t)r);
+        break;
+    }
+    case 4: { /* ChannelData, padded (RFC 8656 §12.5) or not */
+        size_t total = 4 + n + ((op & 8) ? (4 - n % 4) % 4 : 0);
+        sluice_turn_channel_header(buf, (uint16_t)(0x4000 + (op & 3)), (uint16_t)n);
+        memcpy(buf + 4, d, n);
+        memset(buf + 4 + n, 0, total - 4 - n);
+        stream_in(t, buf, total);
+        break;
+    }
+    case 5:
+        if (op & 8) {
+            int rc = sluice_ice_agent_handle_stream_closed(t->a, t->now, &t->base[0],
+                                                           &t->turn_server, SLUICE_TRANSPORT_TCP);
+            if (rc != 0 && rc != SLUICE_ERR_NOT_FOUND)
+                FAIL("handle_stream_closed");
+            drain(t);
+            break;
+        }
+        /* fall through */
+    default:
+        stream_in(t, d, n);
+        break;
+    }
 }
 
 /* A check or an answer with valid integrity around fuzzed attributes. */
@@ -182,6 +279,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!t.a)
         FAIL("agent");
     t.now = 1000000;
+    fake_turn_init(&t.turn);
+    sluice_addr_parse(&t.turn_server, "203.0.113.5:3478", 0);
+    sluice_ice_turn_server ts = {.server = t.turn_server, .transport = SLUICE_TRANSPORT_TCP,
+                                 .username = "alice", .password = "secret"};
+    if (sluice_ice_agent_add_turn_server(t.a, &ts) != 0)
+        FAIL("add_turn_server over TCP");
     sluice_ice_agent_add_stream(t.a, 2);
     sluice_addr_parse(&t.base[0], "192.0.2.1:5000", 0);
     sluice_addr_parse(&t.base[1], "[2001:db8::1]:5000", 0);
@@ -210,7 +313,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint8_t op = take(&in);
         const uint8_t *d;
         size_t n;
-        switch (op % 8) {
+        switch (op % 9) {
         case 0: /* raw datagram */
             n = take_n(&in, &d, 1500);
             deliver(&t, &t.base[op >> 7], &t.remote[(op >> 3) & 3], d, n);
@@ -271,6 +374,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             break;
         }
+        case 7:
+            stream_op(&t, &in, op);
+            break;
         default: {
             sluice_ice_pair_stats ps[32];
             int k = sluice_ice_agent_pair_stats(t.a, 1, ps, 32);
