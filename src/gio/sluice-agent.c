@@ -1045,7 +1045,9 @@ gboolean sluice_agent_set_local_credentials(SluiceAgent *agent, guint stream, co
     g_return_val_if_fail(SLUICE_IS_AGENT(agent), FALSE);
     rc = CORE_CALL(agent, sluice_ice_agent_set_local_credentials(agent->core, (int)stream, ufrag,
                                                                  pwd));
-    return rc == 0 || set_core_error(error, rc, "bad local credentials");
+    return rc == 0 || set_core_error(error, rc,
+                                     "bad local credentials (ufrag 4..64 and password 22..128 "
+                                     "characters of A-Z a-z 0-9 + /, RFC 8839 §5.4)");
 }
 
 gboolean sluice_agent_set_remote_credentials(SluiceAgent *agent, guint stream,
@@ -1058,7 +1060,12 @@ gboolean sluice_agent_set_remote_credentials(SluiceAgent *agent, guint stream,
         return set_core_error(error, SLUICE_ERR_INVALID, "remote credentials");
     rc = CORE_CALL(agent, sluice_ice_agent_set_remote_credentials(agent->core, now, (int)stream,
                                                                   ufrag, pwd));
-    return rc == 0 || set_core_error(error, rc, "bad remote credentials");
+    return rc == 0 ||
+           set_core_error(error, rc,
+                          rc == SLUICE_ERR_STATE
+                              ? "new remote credentials need an ICE restart"
+                              : "bad remote credentials (ufrag 4..256 and password 16..256 "
+                                "characters of A-Z a-z 0-9 + /, RFC 8839 §5.4)");
 }
 
 gboolean sluice_agent_add_remote_candidate(SluiceAgent *agent, guint stream, const gchar *sdp,

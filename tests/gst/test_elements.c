@@ -340,6 +340,120 @@ GST_START_TEST(test_consent_mock_clock)
 }
 GST_END_TEST;
 
+/* Media relayed through a TURN server (relay-only on both sides) when
+ * tests/gst/turn_servers.sh started one: sluice-relay and coturn. */
+static void relayed_exchange(const gchar *port_env)
+{
+    const gchar *port = g_getenv(port_env);
+    gchar *uri;
+    Peer a, b;
+    GstHarness *hs, *hr;
+    if (!port) {
+        GST_INFO("%s not set (run under turn_servers.sh): skipped", port_env);
+        return;
+    }
+    uri = g_strdup_printf("turn:127.0.0.1:%s", port);
+    peer_new(&a, TRUE, NULL);
+    peer_new(&b, FALSE, NULL);
+    for (Peer *p = &a; p; p = p == &a ? &b : NULL) {
+        GError *err = NULL;
+        g_object_set(p->agent, "relay-only", TRUE, NULL);
+        fail_unless(sluice_agent_add_server(p->agent, uri, g_getenv("SLUICE_TEST_USER"),
+                                            g_getenv("SLUICE_TEST_PASSWORD"), &err),
+                    "%s", err ? err->message : "");
+    }
+    hs = sink_harness(a.agent);
+    hr = src_harness(b.agent);
+    connect_peers(&a, &b);
+    fail_unless(wait_count(&a.selected, 1) && wait_count(&b.selected, 1), "no relayed pair");
+    gchar *l = NULL, *r = NULL;
+    fail_unless(sluice_agent_get_selected_pair(a.agent, 1, 1, &l, &r));
+    fail_unless(strstr(l, "typ relay") && strstr(r, "typ relay"), "%s / %s", l, r);
+    g_free(l);
+    g_free(r);
+    for (guint burst = 0; burst < 10; burst++) {
+        for (guint k = 0; k < 20; k++)
+            gst_harness_push(hs, numbered_buffer(burst * 20 + k, 1000));
+        for (guint k = 0; k < 20; k++) {
+            GstBuffer *got = gst_harness_pull(hr);
+            check_buffer(got, burst * 20 + k, 1000);
+            gst_buffer_unref(got);
+        }
+    }
+    gst_harness_teardown(hs);
+    gst_harness_teardown(hr);
+    g_object_unref(a.agent);
+    g_object_unref(b.agent);
+    g_free(uri);
+}
+
+GST_START_TEST(test_relayed_sluice_relay)
+{
+    relayed_exchange("SLUICE_TEST_RELAY_PORT");
+}
+GST_END_TEST;
+
+GST_START_TEST(test_relayed_coturn)
+{
+    relayed_exchange("SLUICE_TEST_COTURN_PORT");
+}
+GST_END_TEST;
+
+static guint count_fds(void)
+{
+    GDir *d = g_dir_open("/proc/self/fd", 0, NULL);
+    guint n = 0;
+    if (!d)
+        return 0;
+    while (g_dir_read_name(d))
+        n++;
+    g_dir_close(d);
+    return n;
+}
+
+/* 100 NULL -> PLAYING -> NULL cycles of a gst-launch style pair (agents
+ * found by session name, configured by properties): every agent is
+ * finalized, every socket closed, no thread stuck in a state change. */
+GST_START_TEST(test_state_cycles)
+{
+    guint fds0 = 0;
+    for (guint i = 0; i < 100; i++) {
+        GError *err = NULL;
+        GstElement *p = gst_parse_launch(
+            "appsrc name=in is-live=true ! icesink name=sink session=cycle address=127.0.0.1 "
+            "local-ufrag=cyca local-pwd=cyclepassword0123456789xyz "
+            "icesrc name=src session=cycle ! fakesink async=false",
+            &err);
+        GstElement *sink;
+        SluiceAgent *agent = NULL;
+        gpointer alive;
+        fail_unless(p != NULL, "%s", err ? err->message : "");
+        fail_unless_equals_int(gst_element_set_state(p, GST_STATE_PLAYING),
+                               GST_STATE_CHANGE_SUCCESS);
+        sink = gst_bin_get_by_name(GST_BIN(p), "sink");
+        /* Both elements use the agent the session created. */
+        GstElement *src = gst_bin_get_by_name(GST_BIN(p), "src");
+        SluiceAgent *agent2 = NULL;
+        g_object_get(sink, "agent", &agent, NULL);
+        g_object_get(src, "agent", &agent2, NULL);
+        fail_unless(agent != NULL && agent == agent2);
+        alive = agent;
+        g_object_add_weak_pointer(G_OBJECT(agent), &alive);
+        g_object_unref(agent);
+        g_object_unref(agent2);
+        gst_object_unref(sink);
+        gst_object_unref(src);
+        fail_unless_equals_int(gst_element_set_state(p, GST_STATE_NULL),
+                               GST_STATE_CHANGE_SUCCESS);
+        gst_object_unref(p);
+        fail_unless(alive == NULL, "cycle %u: the agent outlived its pipeline", i);
+        if (i == 0)
+            fds0 = count_fds();
+    }
+    fail_unless_equals_int(count_fds(), fds0);
+}
+GST_END_TEST;
+
 static Suite *elements_suite(void)
 {
     Suite *s = suite_create("sluice-elements");
@@ -348,6 +462,9 @@ static Suite *elements_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_loopback_exact);
     tcase_add_test(tc, test_consent_mock_clock);
+    tcase_add_test(tc, test_state_cycles);
+    tcase_add_test(tc, test_relayed_sluice_relay);
+    tcase_add_test(tc, test_relayed_coturn);
     return s;
 }
 
