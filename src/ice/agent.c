@@ -1156,7 +1156,13 @@ int sluice_ice_agent_handle_stream(sluice_ice_agent *a, uint64_t now_us, const s
         /* Any split: the client reassembles STUN and padded ChannelData
          * frames (RFC 8656 §12.5) and decrypts TLS. A stream it cannot
          * frame is fatal for the allocation (turn_ended via the event). */
+        sluice_turn_client_stats before, after;
+        sluice_turn_client_get_stats(a->turns[ti].tc, &before);
         rc = sluice_turn_client_handle_datagram(a->turns[ti].tc, now_us, server, data, len);
+        /* what did not fit the client's queue (one chunk of 64 KiB fits,
+         * empty datagrams aside) is media lost */
+        sluice_turn_client_get_stats(a->turns[ti].tc, &after);
+        a->stats.media_dropped += after.rx_dropped_queue - before.rx_dropped_queue;
         turn_events(a, now_us, ti);
         if (rc < 0)
             return rc;

@@ -102,7 +102,8 @@ typedef struct sluice_ice_config {
 SLUICE_API void sluice_ice_config_init(sluice_ice_config *cfg);
 
 /* Create an agent. Every table is allocated here (TURN clients are created
- * when servers are added). Returns NULL and sets *err (may be NULL). */
+ * when gathering starts on a base). Returns NULL and sets *err (may be
+ * NULL). */
 SLUICE_API sluice_ice_agent *sluice_ice_agent_new(const sluice_ice_config *cfg, int *err);
 SLUICE_API void sluice_ice_agent_free(sluice_ice_agent *a);
 
@@ -252,8 +253,10 @@ SLUICE_API int sluice_ice_agent_poll_transmit(sluice_ice_agent *a, uint64_t now_
  * §12.5), a TLS failure (SLUICE_ERR_CRYPTO, SLUICE_ERR_AUTH for a
  * certificate that does not verify, SLUICE_ERR_STATE when the server
  * closed the TLS session): the allocation is gone, with SERVER_ERROR and
- * CLOSE_STREAM events; SLUICE_ERR_INVALID for bad arguments. Chunks of up
- * to 64 KiB are never dropped; larger ones may lose media (counted). */
+ * CLOSE_STREAM events; SLUICE_ERR_INVALID for bad arguments. Feed chunks
+ * of at most 64 KiB and drain them: what one such chunk carries always fits
+ * (256 KiB per stream allocation; empty datagrams aside); media beyond that
+ * is dropped and counted in stats.media_dropped. */
 SLUICE_API int sluice_ice_agent_handle_stream(sluice_ice_agent *a, uint64_t now_us,
                                               const sluice_addr *base, const sluice_addr *server,
                                               sluice_transport transport, const uint8_t *data,
@@ -380,7 +383,7 @@ typedef struct sluice_ice_stats {
     uint64_t remote_candidates_dropped; /* max_remote_candidates reached */
     uint64_t pairs_dropped;             /* max_pairs reached */
     uint64_t events_dropped;
-    uint64_t media_dropped;             /* unknown source or no consent */
+    uint64_t media_dropped;             /* unknown source, no consent, stream queue full */
 } sluice_ice_stats;
 SLUICE_API void sluice_ice_agent_get_stats(const sluice_ice_agent *a, sluice_ice_stats *st);
 

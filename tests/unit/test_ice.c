@@ -763,6 +763,7 @@ struct st {
     sluice_test_rng rng;
     uint64_t now;
     sluice_addr base, server, peer;
+    sluice_addr alternate; /* a second server (redirects) */
     struct fake_turn ft[2]; /* by transport: UDP, TCP */
     bool silent;            /* the servers answer nothing */
     unsigned tx[3];         /* transmits by transport */
@@ -786,18 +787,24 @@ static void st_media(struct st *t, const sluice_ice_media *m)
     t->n_media++;
 }
 
-/* Stream bytes into the agent, then every media datagram they completed.
- * Returns the first call's code. */
-static int st_feed(struct st *t, sluice_transport tr, const uint8_t *data, size_t len)
+/* Bytes of the stream to srv into the agent, then every media datagram
+ * they completed. Returns the first call's code. */
+static int st_feed_from(struct st *t, const sluice_addr *srv, sluice_transport tr,
+                        const uint8_t *data, size_t len)
 {
     sluice_ice_media m;
-    int rc = sluice_ice_agent_handle_stream(t->ag, t->now, &t->base, &t->server, tr, data, len, &m);
+    int rc = sluice_ice_agent_handle_stream(t->ag, t->now, &t->base, srv, tr, data, len, &m);
     for (int r = rc, guard = 0; r == 1 && guard < 100; guard++) {
         st_media(t, &m);
-        r = sluice_ice_agent_handle_stream(t->ag, t->now, &t->base, &t->server, tr, NULL, 0, &m);
+        r = sluice_ice_agent_handle_stream(t->ag, t->now, &t->base, srv, tr, NULL, 0, &m);
         CHECK(r >= 0);
     }
     return rc;
+}
+
+static int st_feed(struct st *t, sluice_transport tr, const uint8_t *data, size_t len)
+{
+    return st_feed_from(t, &t->server, tr, data, len);
 }
 
 static void st_pump(struct st *t)
@@ -812,11 +819,15 @@ static void st_pump(struct st *t)
             continue;
         t->tx[meta.transport]++;
         t->first_byte[meta.transport] = buf[0];
-        if (!sluice_addr_equal(&meta.destination, &t->server) || t->silent ||
-            meta.transport == SLUICE_TRANSPORT_TLS)
+        if ((!sluice_addr_equal(&meta.destination, &t->server) &&
+             !sluice_addr_equal(&meta.destination, &t->alternate)) ||
+            t->silent || meta.transport == SLUICE_TRANSPORT_TLS)
             continue;
         /* Over TCP a transmit is whole messages: one here. */
-        int r = fake_turn_answer(&t->ft[meta.transport], buf, (size_t)n, resp, sizeof resp);
+        struct fake_turn *ft = &t->ft[meta.transport];
+        int r = fake_turn_answer(ft, buf, (size_t)n, resp, sizeof resp);
+        if (ft->allocate_error == 300)
+            ft->allocate_error = 0; /* one redirect */
         if (r <= 0)
             continue;
         if (meta.transport == SLUICE_TRANSPORT_UDP) {
@@ -824,7 +835,8 @@ static void st_pump(struct st *t)
             CHECK_EQ(sluice_ice_agent_handle_datagram(t->ag, t->now, &t->base, &t->server, resp,
                                                       (size_t)r, &m), 0);
         } else {
-            CHECK_EQ(st_feed(t, SLUICE_TRANSPORT_TCP, resp, (size_t)r), 0);
+            CHECK_EQ(st_feed_from(t, &meta.destination, SLUICE_TRANSPORT_TCP, resp, (size_t)r),
+                     0);
         }
     }
     CHECK_EQ(n, 0);
@@ -1124,6 +1136,33 @@ static void test_turn_stream_tls(void)
     sluice_ice_agent_free(t.ag);
 }
 
+/* ALTERNATE-SERVER over TCP (RFC 8489 §10, RFC 8656 §6): the allocation
+ * moves to a new stream to the new server; the agent asks for the old one
+ * to be closed, and the old stream is no longer its own. */
+static void test_turn_stream_redirect(void)
+{
+    struct st t;
+    st_init(&t, 1u << SLUICE_TRANSPORT_TCP, true);
+    CHECK_EQ(sluice_addr_parse(&t.alternate, "203.0.113.10:3478", 0), 0);
+    t.ft[1].allocate_error = 300;
+    t.ft[1].alternate = t.alternate;
+    st_run(&t, t.now + 2 * SEC);
+    CHECK_EQ(t.close_streams, 1);
+    CHECK(sluice_addr_equal(&t.last_close.server, &t.server));
+    CHECK_EQ(t.last_close.transport, SLUICE_TRANSPORT_TCP);
+    CHECK_EQ(t.server_errors, 0);
+    CHECK_EQ(t.n_relay, 1);
+    CHECK_EQ(t.gathering_done, 1);
+    uint8_t buf[128];
+    int n = fake_turn_data_indication(&t.peer, (const uint8_t *)"via the new server", 18, buf,
+                                      sizeof buf);
+    CHECK_EQ(st_feed(&t, SLUICE_TRANSPORT_TCP, buf, (size_t)n), SLUICE_ERR_NOT_FOUND);
+    CHECK_EQ(st_feed_from(&t, &t.alternate, SLUICE_TRANSPORT_TCP, buf, (size_t)n), 1);
+    CHECK_EQ(t.n_media, 1);
+    CHECK_STR(t.media[0], "via the new server");
+    sluice_ice_agent_free(t.ag);
+}
+
 int main(void)
 {
     RUN(test_candidate_syntax);
@@ -1144,5 +1183,6 @@ int main(void)
     RUN(test_turn_stream_chunks);
     RUN(test_turn_stream_closed);
     RUN(test_turn_stream_tls);
+    RUN(test_turn_stream_redirect);
     return TEST_DONE();
 }
