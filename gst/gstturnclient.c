@@ -368,15 +368,21 @@ on_allocated (SluiceTurnAllocation * alloc, GSocketAddress * relayed,
     peer = g_object_ref (self->peer_gaddr);
   g_mutex_unlock (&self->lock);
   if (have_peer && !sluice_turn_allocation_bind_channel (alloc, peer, &err)) {
-    gchar *p = format_gaddr (peer);
-    gchar *text = g_strdup_printf ("Cannot send to peer-address %s through "
-        "the relay %s: %s (set address-family to the peer's family)", p, r,
-        err->message);
+    if (g_error_matches (err, SLUICE_GIO_ERROR, SLUICE_GIO_ERROR_STATE)) {
+      /* Stopped meanwhile (closing): nothing to report. */
+      GST_DEBUG_OBJECT (self, "no channel: %s", err->message);
+    } else {
+      gchar *p = format_gaddr (peer);
+      gchar *text = g_strdup_printf ("Cannot send to peer-address %s through "
+          "the relay %s: %s%s", p, r, err->message,
+          g_error_matches (err, SLUICE_GIO_ERROR, SLUICE_GIO_ERROR_INVALID) ?
+          " (set address-family to the peer's family)" : "");
 
-    post_error (self, GST_RESOURCE_ERROR_SETTINGS, text, 0, NULL);
-    set_failed (self);
-    g_free (text);
-    g_free (p);
+      post_error (self, GST_RESOURCE_ERROR_SETTINGS, text, 0, NULL);
+      set_failed (self);
+      g_free (text);
+      g_free (p);
+    }
     g_clear_error (&err);
   }
   g_clear_object (&peer);

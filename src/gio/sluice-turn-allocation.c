@@ -123,7 +123,9 @@ G_DEFINE_ENUM_TYPE(SluiceTurnAllocationState, sluice_turn_allocation_state,
                    G_DEFINE_ENUM_VALUE(SLUICE_TURN_ALLOCATION_STATE_CLOSED, "closed"),
                    G_DEFINE_ENUM_VALUE(SLUICE_TURN_ALLOCATION_STATE_FAILED, "failed"))
 
+/* clang-format off */
 G_DEFINE_QUARK(sluice-turn-allocation-error-quark, sluice_turn_allocation_error)
+/* clang-format on */
 
 enum {
     PROP_0,
@@ -290,8 +292,7 @@ static GError *event_error(SluiceTurnAllocation *self, const sluice_turn_event *
     case SLUICE_TURN_ALLOCATION_ERROR_QUOTA:
         return g_error_new(SLUICE_TURN_ALLOCATION_ERROR, kind,
                            "TURN server %s has no room for this allocation (%s)%s", srv, code,
-                           ev->error_code == 486 ? ": the user's allocation quota is reached"
-                                                 : "");
+                           ev->error_code == 486 ? ": the user's allocation quota is reached" : "");
     case SLUICE_TURN_ALLOCATION_ERROR_UNSUPPORTED:
         return g_error_new(SLUICE_TURN_ALLOCATION_ERROR, kind,
                            "TURN server %s does not support the requested %s (%s)", srv,
@@ -304,8 +305,8 @@ static GError *event_error(SluiceTurnAllocation *self, const sluice_turn_event *
                            srv, g_str_has_prefix(code, "TLS: ") ? code + 5 : code);
     case SLUICE_TURN_ALLOCATION_ERROR_NETWORK:
         /* The socket error that closed the stream says more than the core. */
-        return g_error_new(SLUICE_TURN_ALLOCATION_ERROR, kind, "TURN server %s over %s: %s", srv,
-                           t, self->net_error[0] ? self->net_error : code);
+        return g_error_new(SLUICE_TURN_ALLOCATION_ERROR, kind, "TURN server %s over %s: %s", srv, t,
+                           self->net_error[0] ? self->net_error : code);
     case SLUICE_TURN_ALLOCATION_ERROR_SERVER:
         return g_error_new(SLUICE_TURN_ALLOCATION_ERROR, kind, "TURN server %s answered %s", srv,
                            code);
@@ -361,8 +362,9 @@ static void fail_local(SluiceTurnAllocation *self, const gchar *fmt, ...)
     va_end(ap);
     memset(&ev, 0, sizeof ev);
     ev.type = self->state == SLUICE_TURN_ALLOCATION_STATE_ALLOCATED ? SLUICE_TURN_EVENT_LOST
-              : self->state == SLUICE_TURN_ALLOCATION_STATE_CLOSING ? SLUICE_TURN_EVENT_CLOSED
-                                                                     : SLUICE_TURN_EVENT_ALLOCATE_FAILED;
+              : self->state == SLUICE_TURN_ALLOCATION_STATE_CLOSING
+                  ? SLUICE_TURN_EVENT_CLOSED
+                  : SLUICE_TURN_EVENT_ALLOCATE_FAILED;
     ev.reason = SLUICE_ERR_STATE;
     g_strlcpy(ev.text, self->net_error, sizeof ev.text);
     handle_event(self, &ev);
@@ -440,8 +442,8 @@ static gboolean link_open(SluiceTurnAllocation *self, const sluice_addr *to, gui
     self->sock = g_socket_new(fam, self->stream ? G_SOCKET_TYPE_STREAM : G_SOCKET_TYPE_DATAGRAM,
                               self->stream ? G_SOCKET_PROTOCOL_TCP : G_SOCKET_PROTOCOL_UDP, &err);
     if (!self->sock || !self->server_gaddr) {
-        g_snprintf(self->net_error, sizeof self->net_error, "cannot open a socket for %s: %s",
-                   at, err ? err->message : "bad address");
+        g_snprintf(self->net_error, sizeof self->net_error, "cannot open a socket for %s: %s", at,
+                   err ? err->message : "bad address");
         g_clear_error(&err);
         link_close(self);
         return FALSE;
@@ -463,7 +465,8 @@ static gboolean link_open(SluiceTurnAllocation *self, const sluice_addr *to, gui
     }
     self->watch = (Watch *)g_source_new(&watch_funcs, sizeof(Watch));
     self->watch->guard = sluice_guard_ref(self->guard);
-    self->watch->tag = g_source_add_unix_fd(&self->watch->base, g_socket_get_fd(self->sock), G_IO_IN);
+    self->watch->tag =
+        g_source_add_unix_fd(&self->watch->base, g_socket_get_fd(self->sock), G_IO_IN);
     g_source_set_name(&self->watch->base, "sluice turn socket");
     g_source_attach(&self->watch->base, self->ctx);
     watch_update(self);
@@ -673,7 +676,8 @@ static void connect_done(SluiceTurnAllocation *self, guint64 now, const gchar *w
     link_close(self);
     /* Before anything was answered, the next resolved address. */
     if (self->state == SLUICE_TURN_ALLOCATION_STATE_ALLOCATING &&
-        self->addr_idx + 1 < self->n_addrs && sluice_addr_equal(&self->server, &self->addrs[self->addr_idx])) {
+        self->addr_idx + 1 < self->n_addrs &&
+        sluice_addr_equal(&self->server, &self->addrs[self->addr_idx])) {
         self->addr_idx++;
         try_address(self, now);
         return;
@@ -867,8 +871,8 @@ static void read_stream(SluiceTurnAllocation *self, guint64 now)
             continue;
         if (r <= 0) {
             gchar why[96];
-            g_snprintf(why, sizeof why, "%s", r == 0 ? "was closed by the server"
-                                                     : g_strerror(errno));
+            g_snprintf(why, sizeof why, "%s",
+                       r == 0 ? "was closed by the server" : g_strerror(errno));
             stream_down(self, now, why);
             break;
         }
@@ -1017,8 +1021,8 @@ static gboolean check_settings(SluiceTurnAllocation *self, GError **error)
     if (!sluice_gio_uri_parse(self->uri, &self->u, error))
         return FALSE;
     if (!self->u.turn)
-        return bad_setting(error, "\"%s\" is a STUN URI; a TURN server needs turn: or turns:",
-                           self->uri);
+        return bad_setting(error,
+                           "\"%s\" is a STUN URI; a TURN server needs turn: or turns:", self->uri);
     named = g_str_has_prefix(self->uri, "turns:") || strchr(self->uri, '?') != NULL;
     self->transport = self->u.transport;
     if (self->transport_opt != SLUICE_TURN_ALLOCATION_TRANSPORT_AUTO) {
@@ -1156,15 +1160,14 @@ guint sluice_turn_allocation_bind_channel(SluiceTurnAllocation *self, GSocketAdd
     return rc < 0 ? 0 : (guint)rc;
 }
 
-gboolean sluice_turn_allocation_create_permission(SluiceTurnAllocation *self,
-                                                  GSocketAddress *peer, GError **error)
+gboolean sluice_turn_allocation_create_permission(SluiceTurnAllocation *self, GSocketAddress *peer,
+                                                  GError **error)
 {
     g_return_val_if_fail(SLUICE_IS_TURN_ALLOCATION(self), FALSE);
     return peer_op(self, peer, FALSE, error) >= 0;
 }
 
-static gboolean send_failed(SluiceTurnAllocation *self, GError **error, gint code,
-                            const gchar *msg)
+static gboolean send_failed(SluiceTurnAllocation *self, GError **error, gint code, const gchar *msg)
 {
     if (code == SLUICE_GIO_ERROR_FULL)
         self->stats.tx_dropped++;
@@ -1277,8 +1280,7 @@ SluiceTurnAllocationState sluice_turn_allocation_get_state(SluiceTurnAllocation 
     return s;
 }
 
-GSocketAddress *sluice_turn_allocation_get_relayed_address(SluiceTurnAllocation *self,
-                                                           guint index)
+GSocketAddress *sluice_turn_allocation_get_relayed_address(SluiceTurnAllocation *self, guint index)
 {
     GSocketAddress *a = NULL;
     g_return_val_if_fail(SLUICE_IS_TURN_ALLOCATION(self), NULL);
@@ -1417,132 +1419,94 @@ static void sluice_turn_allocation_finalize(GObject *obj)
     G_OBJECT_CLASS(sluice_turn_allocation_parent_class)->finalize(obj);
 }
 
-static void set_string(SluiceTurnAllocation *self, gchar **field, const GValue *v)
+/* The string settings by property id, or NULL. */
+static gchar **string_field(SluiceTurnAllocation *self, guint id)
 {
-    if (self->started) {
-        g_warning("SluiceTurnAllocation: settings cannot change once started");
-        return;
+    switch (id) {
+    case PROP_SERVER:
+        return &self->uri;
+    case PROP_USERNAME:
+        return &self->username;
+    case PROP_PASSWORD:
+        return &self->password;
+    case PROP_CA_FILE:
+        return &self->ca_file;
+    case PROP_SERVER_NAME:
+        return &self->server_name;
+    case PROP_SOFTWARE:
+        return &self->software;
+    default:
+        return NULL;
     }
-    if (*field && field == &self->password)
-        memset(*field, 0, strlen(*field));
-    g_free(*field);
-    *field = g_value_dup_string(v);
 }
 
 static void sluice_turn_allocation_set_property(GObject *obj, guint id, const GValue *v,
                                                 GParamSpec *ps)
 {
     SluiceTurnAllocation *self = SLUICE_TURN_ALLOCATION(obj);
+    gchar **field = string_field(self, id);
 
     g_mutex_lock(&self->lock);
-    switch (id) {
-    case PROP_SERVER:
-        set_string(self, &self->uri, v);
-        break;
-    case PROP_USERNAME:
-        set_string(self, &self->username, v);
-        break;
-    case PROP_PASSWORD:
-        set_string(self, &self->password, v);
-        break;
-    case PROP_CA_FILE:
-        set_string(self, &self->ca_file, v);
-        break;
-    case PROP_SERVER_NAME:
-        set_string(self, &self->server_name, v);
-        break;
-    case PROP_SOFTWARE:
-        set_string(self, &self->software, v);
-        break;
-    case PROP_TRANSPORT:
-        if (!self->started)
-            self->transport_opt = g_value_get_enum(v);
-        break;
-    case PROP_FAMILY:
-        if (!self->started)
-            self->family = g_value_get_enum(v);
-        break;
-    case PROP_LIFETIME:
-        if (!self->started)
-            self->lifetime_s = g_value_get_uint(v);
-        break;
-    case PROP_TLS_VERIFY:
-        if (!self->started)
-            self->tls_verify = g_value_get_boolean(v);
-        break;
-    case PROP_MAIN_CONTEXT:
+    if (self->started && id != PROP_MAIN_CONTEXT && id != PROP_CLOCK) {
+        g_mutex_unlock(&self->lock);
+        g_warning("SluiceTurnAllocation: \"%s\" cannot change once started", ps->name);
+        return;
+    }
+    if (field) {
+        if (*field && field == &self->password)
+            memset(*field, 0, strlen(*field));
+        g_free(*field);
+        *field = g_value_dup_string(v);
+    } else if (id == PROP_TRANSPORT) {
+        self->transport_opt = g_value_get_enum(v);
+    } else if (id == PROP_FAMILY) {
+        self->family = g_value_get_enum(v);
+    } else if (id == PROP_LIFETIME) {
+        self->lifetime_s = g_value_get_uint(v);
+    } else if (id == PROP_TLS_VERIFY) {
+        self->tls_verify = g_value_get_boolean(v);
+    } else if (id == PROP_MAIN_CONTEXT) {
         self->ctx = g_value_dup_boxed(v);
-        break;
-    case PROP_CLOCK:
+    } else if (id == PROP_CLOCK) {
         self->clock = g_value_dup_object(v);
-        break;
-    default:
+    } else {
         G_OBJECT_WARN_INVALID_PROPERTY_ID(obj, id, ps);
-        break;
     }
     g_mutex_unlock(&self->lock);
 }
 
-static void sluice_turn_allocation_get_property(GObject *obj, guint id, GValue *v,
-                                                GParamSpec *ps)
+static void sluice_turn_allocation_get_property(GObject *obj, guint id, GValue *v, GParamSpec *ps)
 {
     SluiceTurnAllocation *self = SLUICE_TURN_ALLOCATION(obj);
+    gchar **field = string_field(self, id);
 
-    switch (id) {
-    case PROP_RELAYED_ADDRESS:
+    if (id == PROP_RELAYED_ADDRESS) {
         g_value_take_object(v, sluice_turn_allocation_get_relayed_address(self, 0));
         return;
-    case PROP_MAPPED_ADDRESS:
+    }
+    if (id == PROP_MAPPED_ADDRESS) {
         g_value_take_object(v, sluice_turn_allocation_get_mapped_address(self));
         return;
-    default:
-        break;
     }
     g_mutex_lock(&self->lock);
-    switch (id) {
-    case PROP_SERVER:
-        g_value_set_string(v, self->uri);
-        break;
-    case PROP_USERNAME:
-        g_value_set_string(v, self->username);
-        break;
-    case PROP_PASSWORD:
-        g_value_set_string(v, self->password);
-        break;
-    case PROP_CA_FILE:
-        g_value_set_string(v, self->ca_file);
-        break;
-    case PROP_SERVER_NAME:
-        g_value_set_string(v, self->server_name);
-        break;
-    case PROP_SOFTWARE:
-        g_value_set_string(v, self->software);
-        break;
-    case PROP_TRANSPORT:
+    if (field)
+        g_value_set_string(v, *field);
+    else if (id == PROP_TRANSPORT)
         g_value_set_enum(v, self->transport_opt);
-        break;
-    case PROP_FAMILY:
+    else if (id == PROP_FAMILY)
         g_value_set_enum(v, self->family);
-        break;
-    case PROP_LIFETIME:
+    else if (id == PROP_LIFETIME)
         g_value_set_uint(v, self->lifetime_s);
-        break;
-    case PROP_TLS_VERIFY:
+    else if (id == PROP_TLS_VERIFY)
         g_value_set_boolean(v, self->tls_verify);
-        break;
-    case PROP_MAIN_CONTEXT:
+    else if (id == PROP_MAIN_CONTEXT)
         g_value_set_boxed(v, self->ctx);
-        break;
-    case PROP_CLOCK:
+    else if (id == PROP_CLOCK)
         g_value_set_object(v, self->clock);
-        break;
-    case PROP_STATE:
+    else if (id == PROP_STATE)
         g_value_set_enum(v, self->state);
-        break;
-    default:
+    else
         G_OBJECT_WARN_INVALID_PROPERTY_ID(obj, id, ps);
-        break;
-    }
     g_mutex_unlock(&self->lock);
 }
 
@@ -1560,8 +1524,8 @@ static void sluice_turn_allocation_class_init(SluiceTurnAllocationClass *klass)
     oc->get_property = sluice_turn_allocation_get_property;
 
     props[PROP_SERVER] = g_param_spec_string(
-        "server", "Server", "TURN server URI: turn:HOST[:PORT][?transport=udp|tcp] or turns:HOST[:PORT]",
-        NULL, rw);
+        "server", "Server",
+        "TURN server URI: turn:HOST[:PORT][?transport=udp|tcp] or turns:HOST[:PORT]", NULL, rw);
     props[PROP_USERNAME] =
         g_param_spec_string("username", "Username", "Long-term credential user name", NULL, rw);
     props[PROP_PASSWORD] =
@@ -1572,52 +1536,46 @@ static void sluice_turn_allocation_class_init(SluiceTurnAllocationClass *klass)
     props[PROP_FAMILY] = g_param_spec_enum(
         "family", "Family", "Address family of the relayed address",
         SLUICE_TYPE_TURN_ALLOCATION_FAMILY, SLUICE_TURN_ALLOCATION_FAMILY_IPV4, rw);
-    props[PROP_LIFETIME] = g_param_spec_uint("lifetime", "Lifetime",
-                                             "LIFETIME to request in seconds (0: the server's)",
-                                             0, 86400, 0, rw);
+    props[PROP_LIFETIME] =
+        g_param_spec_uint("lifetime", "Lifetime",
+                          "LIFETIME to request in seconds (0: the server's)", 0, 86400, 0, rw);
     props[PROP_CA_FILE] = g_param_spec_string(
         "ca-file", "CA file", "TLS: PEM bundle to verify the server with (NULL: system store)",
         NULL, rw);
-    props[PROP_TLS_VERIFY] = g_param_spec_boolean(
-        "tls-verify", "TLS verify", "TLS: verify the server certificate", TRUE, rw);
+    props[PROP_TLS_VERIFY] = g_param_spec_boolean("tls-verify", "TLS verify",
+                                                  "TLS: verify the server certificate", TRUE, rw);
     props[PROP_SERVER_NAME] = g_param_spec_string(
         "server-name", "Server name",
         "TLS: name for SNI and verification (NULL: the URI's host as written)", NULL, rw);
-    props[PROP_SOFTWARE] = g_param_spec_string("software", "Software",
-                                               "SOFTWARE attribute of requests (NULL: none)",
-                                               NULL, rw);
+    props[PROP_SOFTWARE] = g_param_spec_string(
+        "software", "Software", "SOFTWARE attribute of requests (NULL: none)", NULL, rw);
     props[PROP_MAIN_CONTEXT] = g_param_spec_boxed(
         "main-context", "Main context",
         "Context for the socket, the timer and the signals (NULL: the shared sluice-gio thread)",
         G_TYPE_MAIN_CONTEXT, co);
-    props[PROP_CLOCK] = g_param_spec_object("clock", "Clock",
-                                            "Time source of the timers (NULL: monotonic)",
-                                            SLUICE_TYPE_CLOCK, co);
+    props[PROP_CLOCK] = g_param_spec_object(
+        "clock", "Clock", "Time source of the timers (NULL: monotonic)", SLUICE_TYPE_CLOCK, co);
     props[PROP_STATE] =
         g_param_spec_enum("state", "State", "State of the allocation",
                           SLUICE_TYPE_TURN_ALLOCATION_STATE, SLUICE_TURN_ALLOCATION_STATE_NEW, ro);
-    props[PROP_RELAYED_ADDRESS] =
-        g_param_spec_object("relayed-address", "Relayed address",
-                            "The relayed transport address (NULL until allocated)",
-                            G_TYPE_SOCKET_ADDRESS, ro);
-    props[PROP_MAPPED_ADDRESS] =
-        g_param_spec_object("mapped-address", "Mapped address",
-                            "Our address as the server saw it (NULL until allocated)",
-                            G_TYPE_SOCKET_ADDRESS, ro);
+    props[PROP_RELAYED_ADDRESS] = g_param_spec_object(
+        "relayed-address", "Relayed address",
+        "The relayed transport address (NULL until allocated)", G_TYPE_SOCKET_ADDRESS, ro);
+    props[PROP_MAPPED_ADDRESS] = g_param_spec_object(
+        "mapped-address", "Mapped address",
+        "Our address as the server saw it (NULL until allocated)", G_TYPE_SOCKET_ADDRESS, ro);
     g_object_class_install_properties(oc, N_PROPS, props);
 
     /* Every signal runs on the object's context with no lock held. */
     signals[SIG_ALLOCATED] =
-        g_signal_new("allocated", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
-                     NULL, G_TYPE_NONE, 3, G_TYPE_SOCKET_ADDRESS, G_TYPE_SOCKET_ADDRESS,
-                     G_TYPE_UINT);
+        g_signal_new("allocated", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                     G_TYPE_NONE, 3, G_TYPE_SOCKET_ADDRESS, G_TYPE_SOCKET_ADDRESS, G_TYPE_UINT);
     signals[SIG_FAILED] = g_signal_new("failed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0,
                                        NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_UINT, G_TYPE_ERROR);
     signals[SIG_LOST] = g_signal_new("lost", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
                                      NULL, NULL, G_TYPE_NONE, 2, G_TYPE_UINT, G_TYPE_ERROR);
-    signals[SIG_REFRESHED] = g_signal_new("refreshed", G_TYPE_FROM_CLASS(klass),
-                                          G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 1,
-                                          G_TYPE_UINT);
+    signals[SIG_REFRESHED] = g_signal_new("refreshed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST,
+                                          0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_UINT);
     signals[SIG_PERMISSION_CREATED] =
         g_signal_new("permission-created", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
                      NULL, NULL, G_TYPE_NONE, 1, G_TYPE_SOCKET_ADDRESS);
@@ -1628,8 +1586,8 @@ static void sluice_turn_allocation_class_init(SluiceTurnAllocationClass *klass)
         g_signal_new("peer-failed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                      NULL, G_TYPE_NONE, 3, G_TYPE_SOCKET_ADDRESS, G_TYPE_UINT, G_TYPE_ERROR);
     signals[SIG_REDIRECTED] =
-        g_signal_new("redirected", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
-                     NULL, G_TYPE_NONE, 1, G_TYPE_SOCKET_ADDRESS);
+        g_signal_new("redirected", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                     G_TYPE_NONE, 1, G_TYPE_SOCKET_ADDRESS);
     signals[SIG_CLOSED] = g_signal_new("closed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0,
                                        NULL, NULL, NULL, G_TYPE_NONE, 0);
 }

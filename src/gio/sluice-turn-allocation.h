@@ -15,8 +15,7 @@
 G_BEGIN_DECLS
 
 #define SLUICE_TYPE_TURN_ALLOCATION (sluice_turn_allocation_get_type())
-G_DECLARE_FINAL_TYPE(SluiceTurnAllocation, sluice_turn_allocation, SLUICE, TURN_ALLOCATION,
-                     GObject)
+G_DECLARE_FINAL_TYPE(SluiceTurnAllocation, sluice_turn_allocation, SLUICE, TURN_ALLOCATION, GObject)
 
 /* The "transport" property: how to reach the server. AUTO lets the URI
  * decide (turn: UDP, turn:...?transport=tcp TCP, turns: TLS); any other
@@ -46,7 +45,7 @@ typedef enum {
     SLUICE_TURN_ALLOCATION_STATE_NEW,
     SLUICE_TURN_ALLOCATION_STATE_ALLOCATING, /* resolving, connecting, Allocate */
     SLUICE_TURN_ALLOCATION_STATE_ALLOCATED,
-    SLUICE_TURN_ALLOCATION_STATE_CLOSING,    /* the delete is on its way */
+    SLUICE_TURN_ALLOCATION_STATE_CLOSING, /* the delete is on its way */
     SLUICE_TURN_ALLOCATION_STATE_CLOSED,
     SLUICE_TURN_ALLOCATION_STATE_FAILED,
 } SluiceTurnAllocationState;
@@ -59,7 +58,7 @@ GType sluice_turn_allocation_state_get_type(void);
 #define SLUICE_TURN_ALLOCATION_ERROR (sluice_turn_allocation_error_quark())
 GQuark sluice_turn_allocation_error_quark(void);
 typedef enum {
-    SLUICE_TURN_ALLOCATION_ERROR_AUTH,        /* 401 after the credentials, 441: wrong user/password */
+    SLUICE_TURN_ALLOCATION_ERROR_AUTH, /* 401 after the credentials, 441: wrong user/password */
     SLUICE_TURN_ALLOCATION_ERROR_FORBIDDEN,   /* 403: refused by the server's policy */
     SLUICE_TURN_ALLOCATION_ERROR_QUOTA,       /* 486 allocation quota, 508 no capacity */
     SLUICE_TURN_ALLOCATION_ERROR_UNSUPPORTED, /* 440 address family, 442 transport */
@@ -106,8 +105,8 @@ guint sluice_turn_allocation_bind_channel(SluiceTurnAllocation *self, GSocketAdd
                                           GError **error);
 /* A permission only (RFC 8656 §9): data goes as Send/Data indications.
  * "permission-created" or "peer-failed" follow. Errors as above. */
-gboolean sluice_turn_allocation_create_permission(SluiceTurnAllocation *self,
-                                                  GSocketAddress *peer, GError **error);
+gboolean sluice_turn_allocation_create_permission(SluiceTurnAllocation *self, GSocketAddress *peer,
+                                                  GError **error);
 
 /* Send one datagram to peer through the relay, from any thread, without
  * blocking: ChannelData (framed in place, the payload is not copied over
@@ -136,8 +135,7 @@ void sluice_turn_allocation_set_recv_func(SluiceTurnAllocation *self,
 SluiceTurnAllocationState sluice_turn_allocation_get_state(SluiceTurnAllocation *self);
 /* The relayed address of index 0 (the requested family; IPv4 for dual) or
  * 1 (IPv6 of a dual allocation), or NULL. A new reference. */
-GSocketAddress *sluice_turn_allocation_get_relayed_address(SluiceTurnAllocation *self,
-                                                           guint index);
+GSocketAddress *sluice_turn_allocation_get_relayed_address(SluiceTurnAllocation *self, guint index);
 /* Our address as the server saw it (XOR-MAPPED-ADDRESS), or NULL. */
 GSocketAddress *sluice_turn_allocation_get_mapped_address(SluiceTurnAllocation *self);
 /* The transport in use once started (the "transport" property may say

@@ -74,11 +74,26 @@ static gboolean run_until(World *w, gboolean (*cond)(World *))
     return ok;
 }
 
-static gboolean is_allocated(World *w) { return w->allocated > 0 || w->failed > 0; }
-static gboolean is_failed(World *w) { return w->failed > 0; }
-static gboolean is_bound(World *w) { return w->channel_bound > 0 || w->failed > 0; }
-static gboolean is_closed(World *w) { return w->closed > 0; }
-static gboolean has_data(World *w) { return w->got->len > 0; }
+static gboolean is_allocated(World *w)
+{
+    return w->allocated > 0 || w->failed > 0;
+}
+static gboolean is_failed(World *w)
+{
+    return w->failed > 0;
+}
+static gboolean is_bound(World *w)
+{
+    return w->channel_bound > 0 || w->failed > 0;
+}
+static gboolean is_closed(World *w)
+{
+    return w->closed > 0;
+}
+static gboolean has_data(World *w)
+{
+    return w->got->len > 0;
+}
 static gboolean timer_pending(World *w)
 {
     return gst_test_clock_peek_id_count(w->tc) > 0 || w->failed > 0 || w->refreshed > 0;
@@ -139,8 +154,8 @@ static void on_closed(SluiceTurnAllocation *a, gpointer data)
     ((World *)data)->closed++;
 }
 
-static void on_data(SluiceTurnAllocation *a, const sluice_addr *peer, const guint8 *data,
-                    gsize len, gpointer user)
+static void on_data(SluiceTurnAllocation *a, const sluice_addr *peer, const guint8 *data, gsize len,
+                    gpointer user)
 {
     World *w = user;
     (void)a;
@@ -150,10 +165,10 @@ static void on_data(SluiceTurnAllocation *a, const sluice_addr *peer, const guin
 
 static SluiceTurnAllocation *make_alloc(World *w, const gchar *uri, const gchar *password)
 {
-    SluiceTurnAllocation *a = g_object_new(
-        SLUICE_TYPE_TURN_ALLOCATION, "server", uri, "username", g_getenv("SLUICE_TEST_USER"),
-        "password", password, "ca-file", g_getenv("SLUICE_TEST_CA"), "main-context", w->ctx,
-        "clock", w->clock, NULL);
+    SluiceTurnAllocation *a =
+        g_object_new(SLUICE_TYPE_TURN_ALLOCATION, "server", uri, "username",
+                     g_getenv("SLUICE_TEST_USER"), "password", password, "ca-file",
+                     g_getenv("SLUICE_TEST_CA"), "main-context", w->ctx, "clock", w->clock, NULL);
     g_signal_connect(a, "allocated", G_CALLBACK(on_allocated), w);
     g_signal_connect(a, "failed", G_CALLBACK(on_failed), w);
     g_signal_connect(a, "lost", G_CALLBACK(on_lost), w);
@@ -220,8 +235,8 @@ static void test_settings(void)
 
     world_init(&w);
     for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
-        a = g_object_new(SLUICE_TYPE_TURN_ALLOCATION, "server", bad[i].uri, "username",
-                         bad[i].user, "password", bad[i].pass, "ca-file", bad[i].ca, "transport",
+        a = g_object_new(SLUICE_TYPE_TURN_ALLOCATION, "server", bad[i].uri, "username", bad[i].user,
+                         "password", bad[i].pass, "ca-file", bad[i].ca, "transport",
                          bad[i].transport, "main-context", w.ctx, NULL);
         g_assert_false(sluice_turn_allocation_start(a, &err));
         g_assert_error(err, SLUICE_GIO_ERROR, SLUICE_GIO_ERROR_INVALID);
@@ -256,8 +271,8 @@ static void test_no_answer(void)
 {
     World w;
     GError *err = NULL;
-    GSocket *silent = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
-                                   G_SOCKET_PROTOCOL_UDP, &err);
+    GSocket *silent =
+        g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, &err);
     GInetAddress *lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
     GSocketAddress *any = g_inet_socket_address_new(lo, 0), *bound;
     SluiceTurnAllocation *a;
@@ -419,8 +434,7 @@ static void test_relay(gconstpointer data)
     sluice_turn_allocation_close(a);
     g_assert_true(run_until(&w, is_closed));
     g_assert_cmpint(sluice_turn_allocation_get_state(a), ==, SLUICE_TURN_ALLOCATION_STATE_CLOSED);
-    g_assert_false(sluice_turn_allocation_send(a, &(sluice_addr){0}, (const guint8 *)"x", 1,
-                                               &err));
+    g_assert_false(sluice_turn_allocation_send(a, &(sluice_addr){0}, (const guint8 *)"x", 1, &err));
     g_assert_error(err, SLUICE_GIO_ERROR, SLUICE_GIO_ERROR_STATE);
     g_clear_error(&err);
 
@@ -435,8 +449,14 @@ static void test_relay(gconstpointer data)
     g_free(uri);
 }
 
-static gboolean all_allocated(World *w) { return w->allocated + w->failed >= 8; }
-static gboolean all_closed(World *w) { return w->closed >= 8; }
+static gboolean all_allocated(World *w)
+{
+    return w->allocated + w->failed >= 8;
+}
+static gboolean all_closed(World *w)
+{
+    return w->closed >= 8;
+}
 
 /* Eight allocations share one context (and its one thread). */
 static void test_relay_shared_context(void)
@@ -466,8 +486,8 @@ static void test_relay_shared_context(void)
     g_free(uri);
 }
 
-static void expect_failure(const gchar *uri, const gchar *password, const gchar *ca,
-                           gint kind, guint code, const gchar *words)
+static void expect_failure(const gchar *uri, const gchar *password, const gchar *ca, gint kind,
+                           guint code, const gchar *words)
 {
     SluiceTurnAllocation *a;
     GError *err = NULL;
@@ -493,8 +513,8 @@ static void test_relay_wrong_password(void)
         g_test_skip("SLUICE_TEST_RELAY_PORT not set (run through turn_servers.sh)");
         return;
     }
-    expect_failure(uri, "wrong", g_getenv("SLUICE_TEST_CA"), SLUICE_TURN_ALLOCATION_ERROR_AUTH,
-                   401, "check username and password");
+    expect_failure(uri, "wrong", g_getenv("SLUICE_TEST_CA"), SLUICE_TURN_ALLOCATION_ERROR_AUTH, 401,
+                   "check username and password");
     g_free(uri);
 }
 
@@ -506,8 +526,35 @@ static void test_relay_tls_unverified(void)
         g_test_skip("SLUICE_TEST_RELAY_PORT not set (run through turn_servers.sh)");
         return;
     }
-    expect_failure(uri, g_getenv("SLUICE_TEST_PASSWORD"), NULL, SLUICE_TURN_ALLOCATION_ERROR_TLS,
-                   0, "TLS with TURN server");
+    expect_failure(uri, g_getenv("SLUICE_TEST_PASSWORD"), NULL, SLUICE_TURN_ALLOCATION_ERROR_TLS, 0,
+                   "TLS with TURN server");
+    g_free(uri);
+}
+
+/* A host name: resolved off the context, then each address in turn over
+ * TLS (the relay listens on 127.0.0.1 only, so ::1, when localhost has it,
+ * is refused first); the certificate is checked against DNS:localhost. */
+static void test_relay_name(void)
+{
+    gchar *uri;
+    SluiceTurnAllocation *a;
+    GError *err = NULL;
+    World w;
+
+    if (!g_getenv("SLUICE_TEST_RELAY_TLS_PORT")) {
+        g_test_skip("SLUICE_TEST_RELAY_PORT not set (run through turn_servers.sh)");
+        return;
+    }
+    uri = g_strdup_printf("turns:localhost:%s", g_getenv("SLUICE_TEST_RELAY_TLS_PORT"));
+    world_init(&w);
+    a = make_alloc(&w, uri, g_getenv("SLUICE_TEST_PASSWORD"));
+    g_assert_true(sluice_turn_allocation_start(a, &err));
+    g_assert_true(run_until(&w, is_allocated));
+    g_assert_cmpint(w.failed, ==, 0);
+    sluice_turn_allocation_close(a);
+    g_object_unref(a);
+    g_assert_true(run_until(&w, is_closed));
+    world_clear(&w);
     g_free(uri);
 }
 
@@ -521,6 +568,7 @@ int main(int argc, char **argv)
     g_test_add_data_func("/turn-allocation/relay/tcp", "tcp", test_relay);
     g_test_add_data_func("/turn-allocation/relay/tls", "tls", test_relay);
     g_test_add_func("/turn-allocation/relay/shared-context", test_relay_shared_context);
+    g_test_add_func("/turn-allocation/relay/name", test_relay_name);
     g_test_add_func("/turn-allocation/relay/wrong-password", test_relay_wrong_password);
     g_test_add_func("/turn-allocation/relay/tls-unverified", test_relay_tls_unverified);
     return g_test_run();

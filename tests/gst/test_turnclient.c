@@ -464,6 +464,40 @@ GST_START_TEST (test_flush_releases_chain)
 
 GST_END_TEST;
 
+/* READY -> PLAYING twice: a new allocation each time; the first one's
+ * late signals (its delete confirmation) do not reach the second run. */
+GST_START_TEST (test_restart)
+{
+  gchar *uri = server_uri ("relay", "udp");
+  GstBus *bus;
+  GstElement *el = make_client (uri, env ("SLUICE_TEST_PASSWORD"), &bus);
+  gchar *first = NULL, *second = NULL;
+
+  for (int run = 0; run < 2; run++) {
+    GstMessage *m;
+
+    fail_unless (gst_element_set_state (el, GST_STATE_PLAYING) !=
+        GST_STATE_CHANGE_FAILURE);
+    m = wait_message (bus, "sluice-turn-allocated");
+    fail_on_error (m, "sluice-turn-allocated");
+    gst_message_unref (m);
+    g_object_get (el, "relayed-address", run ? &second : &first, NULL);
+    fail_unless (gst_element_set_state (el, GST_STATE_READY) ==
+        GST_STATE_CHANGE_SUCCESS);
+  }
+  fail_unless (first != NULL && second != NULL);
+  fail_if (g_str_equal (first, second), "the same relayed address twice");
+  fail_unless (gst_element_set_state (el, GST_STATE_NULL) ==
+      GST_STATE_CHANGE_SUCCESS);
+  gst_object_unref (el);
+  gst_object_unref (bus);
+  g_free (first);
+  g_free (second);
+  g_free (uri);
+}
+
+GST_END_TEST;
+
 static Suite *
 turnclient_suite (void)
 {
@@ -483,6 +517,7 @@ turnclient_suite (void)
   tcase_add_test (tc, test_wrong_password_relay);
   tcase_add_test (tc, test_tls_unverified);
   tcase_add_test (tc, test_connection_refused);
+  tcase_add_test (tc, test_restart);
   return s;
 }
 
