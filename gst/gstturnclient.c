@@ -96,7 +96,7 @@ struct _GstTurnClient
   ClientRef *cref;
   sluice_addr peer;
   GSocketAddress *peer_gaddr;
-  gboolean have_peer, warned_no_peer;
+  gboolean have_peer, warned_no_peer, warned_send;
   gboolean ready;               /* the channel to the peer is bound */
   gboolean failed;              /* the allocation failed or was lost */
   gboolean sink_flushing, src_flushing;
@@ -587,7 +587,7 @@ gst_turn_client_start (GstTurnClient * self)
   self->peer_gaddr = peer_gaddr;
   self->have_peer = peer_gaddr != NULL;
   peer_gaddr = NULL;
-  self->warned_no_peer = FALSE;
+  self->warned_no_peer = self->warned_send = FALSE;
   self->ready = self->failed = FALSE;
   self->sink_flushing = self->src_flushing = FALSE;
   self->eos_at = 0;
@@ -771,16 +771,24 @@ gst_turn_client_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
     return GST_FLOW_ERROR;
   }
   if (!sluice_turn_allocation_send (alloc, &peer, map.data, map.size, &err)) {
-    if (g_error_matches (err, SLUICE_GIO_ERROR, SLUICE_GIO_ERROR_INVALID))
+    gboolean warn;
+
+    g_mutex_lock (&self->lock);
+    self->tx_dropped++;
+    /* A buffer that can never be sent (too large) is worth one warning;
+     * a full socket is counted in stats. */
+    warn = !self->warned_send &&
+        g_error_matches (err, SLUICE_GIO_ERROR, SLUICE_GIO_ERROR_INVALID);
+    if (warn)
+      self->warned_send = TRUE;
+    g_mutex_unlock (&self->lock);
+    if (warn)
       GST_ELEMENT_WARNING (self, RESOURCE, WRITE,
           ("Dropped a %" G_GSIZE_FORMAT "-byte buffer: %s", map.size,
-              err->message), (NULL));
+              err->message), ("later ones are counted in stats only"));
     else
       GST_LOG_OBJECT (self, "dropped %" G_GSIZE_FORMAT " bytes: %s",
           map.size, err->message);
-    g_mutex_lock (&self->lock);
-    self->tx_dropped++;
-    g_mutex_unlock (&self->lock);
     g_clear_error (&err);
   }
   gst_buffer_unmap (buf, &map);

@@ -69,6 +69,22 @@ typedef enum {
     SLUICE_TURN_ALLOCATION_ERROR_FAILED,      /* anything else (the message says what) */
 } SluiceTurnAllocationError;
 
+/* Signals, all emitted on the object's context with no lock held (a
+ * handler may call any function here, or drop the last reference):
+ *   "allocated"          (GSocketAddress *relayed, GSocketAddress *mapped, guint lifetime_s)
+ *   "failed"             (guint stun_code, GError *error)   the allocation was not made
+ *   "lost"               (guint stun_code, GError *error)   it existed and is gone
+ *   "refreshed"          (guint lifetime_s)
+ *   "permission-created" (GSocketAddress *peer)
+ *   "channel-bound"      (GSocketAddress *peer, guint channel)
+ *   "peer-failed"        (GSocketAddress *peer, guint stun_code, GError *error)
+ *   "redirected"         (GSocketAddress *server)           300 ALTERNATE-SERVER followed
+ *   "closed"             ()                                 after close()
+ * stun_code is the server's STUN error code, 0 for a local failure; error
+ * is in SLUICE_TURN_ALLOCATION_ERROR. Peer data is not a signal: it goes to
+ * the receive function (below), as a view, without a copy or an object per
+ * datagram. */
+
 /* A new allocation object for uri ("turn:HOST[:PORT][?transport=udp|tcp]",
  * "turns:HOST[:PORT]", RFC 7065; "user:pass@" before the host is accepted
  * when username and password are NULL). Nothing happens until
@@ -90,7 +106,8 @@ gboolean sluice_turn_allocation_start(SluiceTurnAllocation *self, GError **error
 /* Delete the allocation (Refresh with LIFETIME 0, RFC 8656 §7.2); the
  * request leaves before this returns. "closed" follows on the context when
  * the server confirmed or after 2 s at most; the object keeps itself alive
- * until then, so the caller may drop its reference at once. Any thread;
+ * until then (as long as its context runs), so the caller may drop its
+ * reference at once. Any thread;
  * harmless when already closed or failed. Dropping the last reference
  * without close() also sends the delete, once, without waiting. */
 void sluice_turn_allocation_close(SluiceTurnAllocation *self);

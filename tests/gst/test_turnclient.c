@@ -115,13 +115,13 @@ static const gsize sizes[] = { 1, 2, 20, 100, 172, 500, 999, 1200, 1400, 4000,
 };
 
 static void
-echo_case (const gchar * server, const gchar * transport)
+echo_case_full (const gchar * server, const gchar * transport, gboolean ipv6)
 {
   gchar *uri = server_uri (server, transport);
   GstBus *bus;
   GstElement *el = make_client (uri, env ("SLUICE_TEST_PASSWORD"), &bus);
   gint64 t0 = g_get_monotonic_time (), t1, t2;
-  GstHarness *h = gst_harness_new_with_element (el, "sink", "src");
+  GstHarness *h;
   const GstStructure *s;
   GstStructure *stats;
   GstMessage *m;
@@ -131,6 +131,16 @@ echo_case (const gchar * server, const gchar * transport)
   guint got = 0;
   gboolean seen[G_N_ELEMENTS (sizes)] = { FALSE, };
 
+  if (ipv6) {
+    gchar *peer = g_strdup_printf ("[::1]:%s", env ("SLUICE_TEST_PEER_PORT"));
+
+    /* An IPv6 relayed address (REQUESTED-ADDRESS-FAMILY, RFC 6156) from a
+     * server reached over IPv4. */
+    gst_util_set_object_arg (G_OBJECT (el), "address-family", "ipv6");
+    g_object_set (el, "peer-address", peer, NULL);
+    g_free (peer);
+  }
+  h = gst_harness_new_with_element (el, "sink", "src");
   GST_INFO ("%s over %s: %s", server, transport, uri);
   gst_harness_set_src_caps_str (h, "application/x-sluice-test");
   m = wait_message (bus, "sluice-turn-allocated");
@@ -138,7 +148,7 @@ echo_case (const gchar * server, const gchar * transport)
   t1 = g_get_monotonic_time ();
   s = gst_message_get_structure (m);
   fail_unless (g_str_has_prefix (gst_structure_get_string (s,
-              "relayed-address"), "127.0.0.1:"));
+              "relayed-address"), ipv6 ? "[::1]:" : "127.0.0.1:"));
   fail_unless (gst_structure_get_string (s, "mapped-address") != NULL);
   fail_unless_equals_string (gst_structure_get_string (s, "transport"),
       transport);
@@ -186,9 +196,9 @@ echo_case (const gchar * server, const gchar * transport)
   fail_unless_equals_int (got, n);
   t2 = g_get_monotonic_time ();
   /* For docs/elements.md: loopback, so these are the software's costs. */
-  g_print ("# %s/%s: allocated in %.1f ms; %u datagrams through the relay "
-      "and back in %.1f ms\n", server, transport, (t1 - t0) / 1000.0, n,
-      (t2 - t1) / 1000.0);
+  g_print ("# %s/%s%s: allocated in %.1f ms; %u datagrams through the relay "
+      "and back in %.1f ms\n", server, transport, ipv6 ? "/ipv6" : "",
+      (t1 - t0) / 1000.0, n, (t2 - t1) / 1000.0);
 
   g_object_get (el, "stats", &stats, NULL);
   fail_unless (gst_structure_get_uint64 (stats, "tx-packets", &tx));
@@ -203,6 +213,12 @@ echo_case (const gchar * server, const gchar * transport)
   g_free (relayed);
   g_free (mapped);
   g_free (uri);
+}
+
+static void
+echo_case (const gchar * server, const gchar * transport)
+{
+  echo_case_full (server, transport, FALSE);
 }
 
 GST_START_TEST (test_echo_coturn_udp)
@@ -243,6 +259,17 @@ GST_END_TEST;
 GST_START_TEST (test_echo_relay_tls)
 {
   echo_case ("relay", "tls");
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_echo_relay_ipv6)
+{
+  if (!g_getenv ("SLUICE_TEST_IPV6")) {
+    g_print ("# NOTE: ::1 cannot be bound here: the IPv6 case is not run\n");
+    return;
+  }
+  echo_case_full ("relay", "udp", TRUE);
 }
 
 GST_END_TEST;
@@ -513,6 +540,7 @@ turnclient_suite (void)
   tcase_add_test (tc, test_echo_relay_udp);
   tcase_add_test (tc, test_echo_relay_tcp);
   tcase_add_test (tc, test_echo_relay_tls);
+  tcase_add_test (tc, test_echo_relay_ipv6);
   tcase_add_test (tc, test_wrong_password_coturn);
   tcase_add_test (tc, test_wrong_password_relay);
   tcase_add_test (tc, test_tls_unverified);

@@ -9,7 +9,9 @@
 #   SLUICE_TEST_CA                           PEM certificate the TLS listeners use
 #   SLUICE_TEST_COTURN_PORT, _COTURN_TLS_PORT
 #   SLUICE_TEST_RELAY_PORT, _RELAY_TLS_PORT
-#   SLUICE_TEST_PEER_PORT                    the echo peer on 127.0.0.1
+#   SLUICE_TEST_PEER_PORT                    the echo peer on 127.0.0.1 (and ::1)
+#   SLUICE_TEST_IPV6=1                       when ::1 works: sluice-relay also
+#                                            relays from ::1, the peer echoes there
 # Everything started is stopped by PID when the program ends; its exit code
 # is passed on. Exit 77 (skipped) with a reason when a peer is missing.
 # Usage: turn_servers.sh [--coturn] [--peer] [--relay BINARY] -- PROGRAM [ARGS...]
@@ -43,6 +45,7 @@ if [ -n "$relay" ] && [ ! -x "$relay" ]; then
     exit 77
 fi
 
+sluice_ipv6_cases
 work=$(mktemp -d)
 PEER_PID='' RELAY_PID=''
 cleanup() {
@@ -78,7 +81,9 @@ for attempt in 1 2 3; do
             --realm "$realm" --fingerprint || ok=false
     fi
     if $ok && [ -n "$relay" ]; then
-        relay_spawn RELAY "$work" "$relay" --listen 127.0.0.1 --port "${ports[2]}" \
+        v6=()
+        $have_v6 && v6=(--relay-ip 127.0.0.1 --relay-ip ::1 --allow-peer ::1/128)
+        relay_spawn RELAY "$work" "$relay" --listen 127.0.0.1 "${v6[@]}" --port "${ports[2]}" \
             --tls-port "${ports[3]}" --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" \
             --realm "$realm" --user "$SLUICE_TEST_USER:$SLUICE_TEST_PASSWORD" \
             --min-port 57344 --max-port 65535 --allow-peer 127.0.0.0/8 --workers 1 \
@@ -107,11 +112,14 @@ if [ -n "$relay" ]; then
     echo "# sluice-relay pid $RELAY_PID: udp/tcp $SLUICE_TEST_RELAY_PORT, tls $SLUICE_TEST_RELAY_TLS_PORT"
 fi
 if $want_peer; then
-    relay_peer_start "$work" "${ports[4]}" 127.0.0.1 ||
+    peer_ips=(127.0.0.1)
+    $have_v6 && peer_ips+=(::1)
+    relay_peer_start "$work" "${ports[4]}" "${peer_ips[@]}" ||
         { echo "FAIL: turnutils_peer does not echo"; cat "$work/peer.log"; exit 1; }
     export SLUICE_TEST_PEER_PORT=${ports[4]}
-    echo "# turnutils_peer pid $PEER_PID on 127.0.0.1:$SLUICE_TEST_PEER_PORT"
+    echo "# turnutils_peer pid $PEER_PID on ${peer_ips[*]} port $SLUICE_TEST_PEER_PORT"
 fi
+$have_v6 && export SLUICE_TEST_IPV6=1
 
 # GLib, GObject and GStreamer keep type data and caches until exit; only
 # those libraries are suppressed under ASan (not sluice's own code).
