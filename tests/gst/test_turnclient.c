@@ -23,14 +23,19 @@ env (const gchar * name)
   return v;
 }
 
+/* server: "coturn", "relay" (sluice-relay) or "alt" (a coturn that
+ * redirects every Allocate to "coturn"). */
 static gchar *
 server_uri (const gchar * server, const gchar * transport)
 {
-  gboolean coturn = g_str_equal (server, "coturn");
-  const gchar *port = env (coturn ? "SLUICE_TEST_COTURN_PORT" :
-      "SLUICE_TEST_RELAY_PORT");
-  const gchar *tls_port = env (coturn ? "SLUICE_TEST_COTURN_TLS_PORT" :
-      "SLUICE_TEST_RELAY_TLS_PORT");
+  gchar *up = g_ascii_strup (server, -1);
+  gchar *pn = g_strdup_printf ("SLUICE_TEST_%s_PORT", up);
+  gchar *tn = g_strdup_printf ("SLUICE_TEST_%s_TLS_PORT", up);
+  const gchar *port = env (pn), *tls_port = env (tn);
+
+  g_free (up);
+  g_free (pn);
+  g_free (tn);
 
   if (g_str_equal (transport, "tls"))
     return g_strdup_printf ("turns:127.0.0.1:%s", tls_port);
@@ -152,6 +157,15 @@ echo_case_full (const gchar * server, const gchar * transport, gboolean ipv6)
   fail_unless (gst_structure_get_string (s, "mapped-address") != NULL);
   fail_unless_equals_string (gst_structure_get_string (s, "transport"),
       transport);
+  if (g_str_equal (server, "alt")) {
+    /* Followed the 300 to the first coturn (its TLS port over TLS). */
+    gchar *want = g_strdup_printf ("127.0.0.1:%s",
+        env (g_str_equal (transport, "tls") ? "SLUICE_TEST_COTURN_TLS_PORT" :
+            "SLUICE_TEST_COTURN_PORT"));
+
+    fail_unless_equals_string (gst_structure_get_string (s, "server"), want);
+    g_free (want);
+  }
   g_object_get (el, "relayed-address", &relayed, "mapped-address", &mapped,
       NULL);
   fail_unless_equals_string (relayed, gst_structure_get_string (s,
@@ -259,6 +273,27 @@ GST_END_TEST;
 GST_START_TEST (test_echo_relay_tls)
 {
   echo_case ("relay", "tls");
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_redirect_udp)
+{
+  echo_case ("alt", "udp");
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_redirect_tcp)
+{
+  echo_case ("alt", "tcp");
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_redirect_tls)
+{
+  echo_case ("alt", "tls");
 }
 
 GST_END_TEST;
@@ -541,6 +576,9 @@ turnclient_suite (void)
   tcase_add_test (tc, test_echo_relay_tcp);
   tcase_add_test (tc, test_echo_relay_tls);
   tcase_add_test (tc, test_echo_relay_ipv6);
+  tcase_add_test (tc, test_redirect_udp);
+  tcase_add_test (tc, test_redirect_tcp);
+  tcase_add_test (tc, test_redirect_tls);
   tcase_add_test (tc, test_wrong_password_coturn);
   tcase_add_test (tc, test_wrong_password_relay);
   tcase_add_test (tc, test_tls_unverified);
@@ -553,6 +591,7 @@ int
 main (int argc, char **argv)
 {
   if (!g_getenv ("SLUICE_TEST_COTURN_PORT") ||
+      !g_getenv ("SLUICE_TEST_ALT_PORT") ||
       !g_getenv ("SLUICE_TEST_RELAY_PORT") ||
       !g_getenv ("SLUICE_TEST_PEER_PORT")) {
     g_print ("SKIP: run through tests/gst/turn_servers.sh --coturn --peer "

@@ -8,6 +8,9 @@
 #   SLUICE_TEST_USER, SLUICE_TEST_PASSWORD   long-term credentials (both servers)
 #   SLUICE_TEST_CA                           PEM certificate the TLS listeners use
 #   SLUICE_TEST_COTURN_PORT, _COTURN_TLS_PORT
+#   SLUICE_TEST_ALT_PORT, _ALT_TLS_PORT      a second coturn that answers every
+#                                            Allocate with 300 ALTERNATE-SERVER
+#                                            pointing at the first (--coturn)
 #   SLUICE_TEST_RELAY_PORT, _RELAY_TLS_PORT
 #   SLUICE_TEST_PEER_PORT                    the echo peer on 127.0.0.1 (and ::1)
 #   SLUICE_TEST_IPV6=1                       when ::1 works: sluice-relay also
@@ -50,6 +53,7 @@ work=$(mktemp -d)
 PEER_PID='' RELAY_PID=''
 cleanup() {
     sluice_turnserver_stop COTURN
+    sluice_turnserver_stop ALT
     relay_cleanup "$work"
 }
 trap cleanup EXIT
@@ -64,8 +68,8 @@ realm=sluice.test
 
 started=false
 for attempt in 1 2 3; do
-    mapfile -t ports < <(sluice_free_ports 6)
-    [ "${#ports[@]}" -eq 6 ] || { echo "FAIL: no free ports"; exit 1; }
+    mapfile -t ports < <(sluice_free_ports 8)
+    [ "${#ports[@]}" -eq 8 ] || { echo "FAIL: no free ports"; exit 1; }
     ok=true
     if $want_coturn; then
         # Relay ports 49152-57343 for coturn, 57344-65535 for sluice-relay.
@@ -79,6 +83,17 @@ for attempt in 1 2 3; do
             --min-port 49152 --max-port 57343 --allow-loopback-peers \
             --lt-cred-mech --user "$SLUICE_TEST_USER:$SLUICE_TEST_PASSWORD" \
             --realm "$realm" --fingerprint || ok=false
+        $ok && sluice_turnserver_spawn ALT "$work" \
+            "UDP listener opened on: 127.0.0.1:${ports[6]}" \
+            "TLS/TCP listener opened on : 127.0.0.1:${ports[6]}" \
+            "TLS/TCP listener opened on : 127.0.0.1:${ports[7]}" -- \
+            --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 \
+            --listening-port "${ports[6]}" --tls-listening-port "${ports[7]}" \
+            --cert "$work/cert.pem" --pkey "$work/key.pem" --no-dtls \
+            --min-port 49152 --max-port 57343 --lt-cred-mech \
+            --user "$SLUICE_TEST_USER:$SLUICE_TEST_PASSWORD" --realm "$realm" \
+            --alternate-server "127.0.0.1:${ports[0]}" \
+            --tls-alternate-server "127.0.0.1:${ports[1]}" || ok=false
     fi
     if $ok && [ -n "$relay" ]; then
         v6=()
@@ -95,6 +110,7 @@ for attempt in 1 2 3; do
     fi
     echo "# servers did not come up (attempt $attempt); retrying on other ports"
     sluice_turnserver_stop COTURN
+    sluice_turnserver_stop ALT
     relay_stop RELAY
 done
 if ! $started; then
@@ -106,6 +122,8 @@ fi
 if $want_coturn; then
     export SLUICE_TEST_COTURN_PORT=${ports[0]} SLUICE_TEST_COTURN_TLS_PORT=${ports[1]}
     echo "# coturn pid $COTURN_PID: udp/tcp $SLUICE_TEST_COTURN_PORT, tls $SLUICE_TEST_COTURN_TLS_PORT"
+    export SLUICE_TEST_ALT_PORT=${ports[6]} SLUICE_TEST_ALT_TLS_PORT=${ports[7]}
+    echo "# redirecting coturn pid $ALT_PID: udp/tcp $SLUICE_TEST_ALT_PORT, tls $SLUICE_TEST_ALT_TLS_PORT"
 fi
 if [ -n "$relay" ]; then
     export SLUICE_TEST_RELAY_PORT=${ports[2]} SLUICE_TEST_RELAY_TLS_PORT=${ports[3]}
