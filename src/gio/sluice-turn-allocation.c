@@ -462,6 +462,8 @@ static gboolean link_open(SluiceTurnAllocation *self, const sluice_addr *to, gui
         g_clear_error(&err);
         self->connecting = TRUE;
         self->connect_deadline = now + CONNECT_TIMEOUT_US;
+    } else {
+        self->net_error[0] = 0; /* an earlier address's failure is history */
     }
     self->watch = (Watch *)g_source_new(&watch_funcs, sizeof(Watch));
     self->watch->guard = sluice_guard_ref(self->guard);
@@ -666,6 +668,7 @@ static void connect_done(SluiceTurnAllocation *self, guint64 now, const gchar *w
     fmt_addr(&self->server, at, sizeof at);
     if (!why && g_socket_check_connect_result(self->sock, &err)) {
         self->connecting = FALSE;
+        self->net_error[0] = 0;
         flush(self, now);
         watch_update(self);
         return;

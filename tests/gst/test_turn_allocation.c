@@ -7,6 +7,7 @@
  * test plays itself, is refreshed when the mock clock is cranked past its
  * refresh time, and is deleted. Nothing sleeps: every wait is on the
  * context, a socket timeout or the test clock, with a deadline. */
+#include <stdlib.h>
 #include <string.h>
 
 #include <gst/check/gsttestclock.h>
@@ -558,6 +559,105 @@ static void test_relay_name(void)
     g_free(uri);
 }
 
+/* A resolver that answers every name with 127.0.0.2 (nothing listens
+ * there: the connection is refused) and then 127.0.0.1. */
+typedef struct {
+    GResolver parent;
+} FakeResolver;
+typedef struct {
+    GResolverClass parent_class;
+} FakeResolverClass;
+static GType fake_resolver_get_type(void);
+G_DEFINE_TYPE(FakeResolver, fake_resolver, G_TYPE_RESOLVER)
+
+static GList *fake_addresses(void)
+{
+    GList *l = g_list_append(NULL, g_inet_address_new_from_string("127.0.0.2"));
+    return g_list_append(l, g_inet_address_new_from_string("127.0.0.1"));
+}
+
+static GList *fake_lookup(GResolver *r, const gchar *host, GCancellable *c, GError **e)
+{
+    (void)r;
+    (void)host;
+    (void)c;
+    (void)e;
+    return fake_addresses();
+}
+
+static void fake_lookup_async(GResolver *r, const gchar *host, GCancellable *c,
+                              GAsyncReadyCallback cb, gpointer data)
+{
+    GTask *t = g_task_new(r, c, cb, data);
+    (void)host;
+    g_task_return_pointer(t, fake_addresses(), (GDestroyNotify)g_resolver_free_addresses);
+    g_object_unref(t);
+}
+
+static GList *fake_lookup_finish(GResolver *r, GAsyncResult *res, GError **e)
+{
+    (void)r;
+    return g_task_propagate_pointer(G_TASK(res), e);
+}
+
+static void fake_resolver_class_init(FakeResolverClass *k)
+{
+    GResolverClass *rc = G_RESOLVER_CLASS(k);
+    rc->lookup_by_name = fake_lookup;
+    rc->lookup_by_name_async = fake_lookup_async;
+    rc->lookup_by_name_finish = fake_lookup_finish;
+}
+
+static void fake_resolver_init(FakeResolver *r)
+{
+    (void)r;
+}
+
+/* Over TCP each resolved address is tried in turn: the first refuses, the
+ * allocation is made on the second. */
+static void test_relay_next_address(void)
+{
+    GResolver *saved = g_resolver_get_default(), *fake;
+    GSocketAddress *srv;
+    SluiceTurnAllocation *a;
+    GError *err = NULL;
+    gchar *uri;
+    World w;
+
+    if (!g_getenv("SLUICE_TEST_RELAY_PORT")) {
+        g_test_skip("SLUICE_TEST_RELAY_PORT not set (run through turn_servers.sh)");
+        g_object_unref(saved);
+        return;
+    }
+    fake = g_object_new(fake_resolver_get_type(), NULL);
+    g_resolver_set_default(fake);
+    uri = g_strdup_printf("turn:relay.sluice.invalid:%s?transport=tcp",
+                          g_getenv("SLUICE_TEST_RELAY_PORT"));
+    world_init(&w);
+    a = make_alloc(&w, uri, g_getenv("SLUICE_TEST_PASSWORD"));
+    g_assert_true(sluice_turn_allocation_start(a, &err));
+    g_assert_true(run_until(&w, is_allocated));
+    g_assert_cmpint(w.failed, ==, 0);
+    srv = sluice_turn_allocation_get_server_address(a);
+    g_assert_cmpuint(g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(srv)), ==,
+                     (guint)atoi(g_getenv("SLUICE_TEST_RELAY_PORT")));
+    {
+        gchar *ip =
+            g_inet_address_to_string(g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(srv)));
+        g_assert_cmpstr(ip, ==, "127.0.0.1");
+        g_free(ip);
+    }
+    sluice_turn_allocation_close(a);
+    g_object_unref(a);
+    g_assert_true(run_until(&w, is_closed));
+    world_clear(&w);
+    g_resolver_set_default(saved);
+    g_object_unref(saved);
+    g_object_unref(fake);
+    g_object_unref(srv);
+    g_free(uri);
+}
+
 int main(int argc, char **argv)
 {
     gst_init(&argc, &argv);
@@ -569,6 +669,7 @@ int main(int argc, char **argv)
     g_test_add_data_func("/turn-allocation/relay/tls", "tls", test_relay);
     g_test_add_func("/turn-allocation/relay/shared-context", test_relay_shared_context);
     g_test_add_func("/turn-allocation/relay/name", test_relay_name);
+    g_test_add_func("/turn-allocation/relay/next-address", test_relay_next_address);
     g_test_add_func("/turn-allocation/relay/wrong-password", test_relay_wrong_password);
     g_test_add_func("/turn-allocation/relay/tls-unverified", test_relay_tls_unverified);
     return g_test_run();
