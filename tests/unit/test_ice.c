@@ -750,6 +750,39 @@ static void test_alloc_failures(void)
     }
     fail_alloc_at = -1;
     CHECK(ok > 0);
+
+    /* An agent with a TURN server over TCP gathering: every allocation
+     * (the stream buffer, copies, the TURN client) failing in turn. */
+    int gathered = 0;
+    for (int i = 0; i < 60; i++) {
+        sluice_ice_turn_server ts = {.transport = SLUICE_TRANSPORT_TCP, .username = "u",
+                                     .password = "p"};
+        sluice_addr base;
+        sluice_ice_event ev;
+        uint8_t buf[2048];
+        sluice_transmit meta;
+        fail_alloc_calls = 0;
+        fail_alloc_at = i;
+        sluice_ice_agent *a = sluice_ice_agent_new(&cfg, NULL);
+        if (!a)
+            continue;
+        sluice_addr_parse(&ts.server, "203.0.113.9:3478", 0);
+        addr4(&base, 1, 5000);
+        int rc = sluice_ice_agent_add_turn_server(a, &ts);
+        CHECK(rc == 0 || rc == SLUICE_ERR_NOMEM);
+        if (sluice_ice_agent_add_stream(a, 1) == 1 &&
+            sluice_ice_agent_add_base(a, 1 * SEC, 1, 1, &base) == 0 &&
+            sluice_ice_agent_gather(a, 1 * SEC) == 0) {
+            sluice_ice_agent_handle_timeout(a, 2 * SEC);
+            while (sluice_ice_agent_poll_transmit(a, 2 * SEC, buf, sizeof buf, &meta) > 0)
+                gathered += meta.transport == SLUICE_TRANSPORT_TCP;
+            while (sluice_ice_agent_poll_event(a, &ev))
+                ;
+        }
+        sluice_ice_agent_free(a);
+    }
+    fail_alloc_at = -1;
+    CHECK(gathered > 0);
 }
 
 /* ------------------------------------------------------------------------ */
