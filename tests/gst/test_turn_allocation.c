@@ -450,6 +450,17 @@ static void test_relay(gconstpointer data)
     g_free(uri);
 }
 
+static gboolean all_allocated_quota(World *w)
+{
+    return w->allocated + w->failed >= (gint)atoi(g_getenv("SLUICE_TEST_RELAY_QUOTA"));
+}
+
+/* The failed one is closed at once, the others once the relay confirmed. */
+static gboolean all_closed_quota(World *w)
+{
+    return w->closed >= (gint)atoi(g_getenv("SLUICE_TEST_RELAY_QUOTA"));
+}
+
 static gboolean all_allocated(World *w)
 {
     return w->allocated + w->failed >= 8;
@@ -555,6 +566,53 @@ static void test_relay_name(void)
     sluice_turn_allocation_close(a);
     g_object_unref(a);
     g_assert_true(run_until(&w, is_closed));
+    world_clear(&w);
+    g_free(uri);
+}
+
+static gboolean quota_settled(World *w)
+{
+    return w->allocated + w->failed >= (gint)atoi(g_getenv("SLUICE_TEST_RELAY_QUOTA")) + 1;
+}
+
+/* The user's quota on sluice-relay is full: the next Allocate gets 486. */
+static void test_relay_quota(void)
+{
+    gchar *uri = relay_uri("udp");
+    GPtrArray *all;
+    World w;
+    guint quota;
+
+    if (!uri || !g_getenv("SLUICE_TEST_RELAY_QUOTA")) {
+        g_test_skip("SLUICE_TEST_RELAY_PORT not set (run through turn_servers.sh)");
+        g_free(uri);
+        return;
+    }
+    quota = (guint)atoi(g_getenv("SLUICE_TEST_RELAY_QUOTA"));
+    all = g_ptr_array_new_with_free_func(g_object_unref);
+    world_init(&w);
+    for (guint i = 0; i < quota; i++) {
+        SluiceTurnAllocation *a = make_alloc(&w, uri, g_getenv("SLUICE_TEST_PASSWORD"));
+        g_ptr_array_add(all, a);
+        g_assert_true(sluice_turn_allocation_start(a, NULL));
+    }
+    g_assert_true(run_until(&w, all_allocated_quota));
+    g_assert_cmpint(w.failed, ==, 0);
+    {
+        SluiceTurnAllocation *a = make_alloc(&w, uri, g_getenv("SLUICE_TEST_PASSWORD"));
+        g_ptr_array_add(all, a);
+        g_assert_true(sluice_turn_allocation_start(a, NULL));
+    }
+    g_assert_true(run_until(&w, quota_settled));
+    g_assert_cmpint(w.allocated, ==, (gint)quota);
+    g_assert_cmpint(w.failed, ==, 1);
+    g_assert_cmpuint(w.fail_code, ==, 486);
+    g_assert_cmpint(w.fail_kind, ==, SLUICE_TURN_ALLOCATION_ERROR_QUOTA);
+    g_assert_nonnull(strstr(w.fail_message, "quota"));
+    for (guint i = 0; i < all->len; i++)
+        sluice_turn_allocation_close(all->pdata[i]);
+    g_ptr_array_unref(all);
+    g_assert_true(run_until(&w, all_closed_quota));
     world_clear(&w);
     g_free(uri);
 }
@@ -670,6 +728,7 @@ int main(int argc, char **argv)
     g_test_add_func("/turn-allocation/relay/shared-context", test_relay_shared_context);
     g_test_add_func("/turn-allocation/relay/name", test_relay_name);
     g_test_add_func("/turn-allocation/relay/next-address", test_relay_next_address);
+    g_test_add_func("/turn-allocation/relay/quota", test_relay_quota);
     g_test_add_func("/turn-allocation/relay/wrong-password", test_relay_wrong_password);
     g_test_add_func("/turn-allocation/relay/tls-unverified", test_relay_tls_unverified);
     return g_test_run();

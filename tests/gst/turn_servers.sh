@@ -12,6 +12,7 @@
 #                                            Allocate with 300 ALTERNATE-SERVER
 #                                            pointing at the first (--coturn)
 #   SLUICE_TEST_RELAY_PORT, _RELAY_TLS_PORT
+#   SLUICE_TEST_RELAY_QUOTA                  allocations alice may hold on sluice-relay
 #   SLUICE_TEST_PEER_PORT                    the echo peer on 127.0.0.1 (and ::1)
 #   SLUICE_TEST_IPV6=1                       when ::1 works: sluice-relay also
 #                                            relays from ::1, the peer echoes there
@@ -65,6 +66,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 
 export SLUICE_TEST_USER=alice SLUICE_TEST_PASSWORD='correct horse' SLUICE_TEST_CA=$work/cert.pem
 realm=sluice.test
+relay_quota=10 # allocations per user on sluice-relay (a test fills it: 486)
 
 started=false
 for attempt in 1 2 3; do
@@ -102,7 +104,8 @@ for attempt in 1 2 3; do
             --tls-port "${ports[3]}" --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" \
             --realm "$realm" --user "$SLUICE_TEST_USER:$SLUICE_TEST_PASSWORD" \
             --min-port 57344 --max-port 65535 --allow-peer 127.0.0.0/8 --workers 1 \
-            --challenge-rate 1000 --challenge-burst 1000 --metrics-listen off || ok=false
+            --challenge-rate 1000 --challenge-burst 1000 --metrics-listen off \
+            --user-quota "$relay_quota" || ok=false
     fi
     if $ok; then
         started=true
@@ -127,6 +130,7 @@ if $want_coturn; then
 fi
 if [ -n "$relay" ]; then
     export SLUICE_TEST_RELAY_PORT=${ports[2]} SLUICE_TEST_RELAY_TLS_PORT=${ports[3]}
+    export SLUICE_TEST_RELAY_QUOTA=$relay_quota
     echo "# sluice-relay pid $RELAY_PID: udp/tcp $SLUICE_TEST_RELAY_PORT, tls $SLUICE_TEST_RELAY_TLS_PORT"
 fi
 if $want_peer; then
