@@ -65,7 +65,9 @@ echo "# turnserver pid $TURN_PID: udp/tcp $port, tls $tls_port on ${ips[*]}"
 export SLUICE_TURN_STREAM="$port $tls_port $nobody_port ice-user ice-secret-pass"
 export SLUICE_TURN_STREAM_CA="$work/server.pem"
 export SLUICE_TURN_STREAM_OTHER_CA="$work/other.pem"
-export SLUICE_TURN_STREAM_V6=$($have_v6 && echo 1 || echo 0)
+SLUICE_TURN_STREAM_V6=0
+$have_v6 && SLUICE_TURN_STREAM_V6=1
+export SLUICE_TURN_STREAM_V6
 rc=0
 "$prog" || rc=$?
 if [ "$rc" -ne 0 ]; then
