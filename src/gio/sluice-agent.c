@@ -781,6 +781,17 @@ gboolean sluice_agent_add_server(SluiceAgent *agent, const gchar *uri, const gch
     g_return_val_if_fail(SLUICE_IS_AGENT(agent), FALSE);
     if (!sluice_gio_uri_parse(uri, &u, error))
         return FALSE;
+    if (u.turn && u.transport != SLUICE_TRANSPORT_UDP) {
+        /* The core supports TURN streams (sluice_ice_agent_handle_stream);
+         * this driver does not carry them yet: refuse now rather than let
+         * the allocation time out. */
+        g_set_error(error, SLUICE_GIO_ERROR, SLUICE_GIO_ERROR_UNSUPPORTED,
+                    "%s: TURN over TCP/TLS is not supported by the GLib ICE driver yet; use a "
+                    "turn: URI over UDP",
+                    uri);
+        sluice_gio_uri_clear(&u);
+        return FALSE;
+    }
     if (!sluice_gio_uri_resolve(&u, addrs, G_N_ELEMENTS(addrs), &n, error)) {
         sluice_gio_uri_clear(&u);
         return FALSE;

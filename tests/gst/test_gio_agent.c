@@ -197,6 +197,9 @@ static void test_bad_input(void)
     g_assert_false(sluice_agent_add_server(a, "turn:127.0.0.1", NULL, NULL, &err));
     g_assert_error(err, SLUICE_GIO_ERROR, SLUICE_GIO_ERROR_INVALID);
     g_clear_error(&err);
+    g_assert_false(sluice_agent_add_server(a, "turns:u:p@127.0.0.1", NULL, NULL, &err));
+    g_assert_error(err, SLUICE_GIO_ERROR, SLUICE_GIO_ERROR_UNSUPPORTED);
+    g_clear_error(&err);
     g_assert_false(sluice_agent_add_local_address(a, "not-an-ip", &err));
     g_assert_error(err, SLUICE_GIO_ERROR, SLUICE_GIO_ERROR_INVALID);
     g_clear_error(&err);
