@@ -28,6 +28,11 @@ struct _GstIceSrc {
     /* The claimed sockets (streaming thread). */
     GPtrArray *sockets;
     GCancellable *changed;
+    /* The cancellables' fds, made once per cancellable: making and
+     * releasing them in every create() cost an eventfd, a close and an
+     * allocation each. */
+    GPollFD cancel_fd, changed_fd;
+    gboolean have_cancel_fd, have_changed_fd;
     SluiceAgentRoute route;
     gboolean have_route;
     sluice_addr route_peer;
@@ -67,8 +72,18 @@ static void gst_ice_src_get_property(GObject *obj, guint id, GValue *v, GParamSp
     }
 }
 
+static void release_cancel_fd(GstIceSrc *self)
+{
+    if (self->have_cancel_fd)
+        g_cancellable_release_fd(self->cancel);
+    self->have_cancel_fd = FALSE;
+}
+
 static void release_sockets(GstIceSrc *self)
 {
+    if (self->have_changed_fd)
+        g_cancellable_release_fd(self->changed);
+    self->have_changed_fd = FALSE;
     if (self->sockets) {
         g_ptr_array_unref(self->sockets);
         self->sockets = NULL;
@@ -114,6 +129,7 @@ static gboolean gst_ice_src_stop(GstBaseSrc *bsrc)
     }
     gst_sluice_session_stop(&self->session);
     g_clear_object(&self->agent);
+    release_cancel_fd(self);
     g_clear_object(&self->cancel);
     return TRUE;
 }
@@ -130,6 +146,7 @@ static gboolean gst_ice_src_unlock_stop(GstBaseSrc *bsrc)
 {
     GstIceSrc *self = GST_ICE_SRC(bsrc);
     if (self->cancel && g_cancellable_is_cancelled(self->cancel)) {
+        release_cancel_fd(self);
         g_object_unref(self->cancel);
         self->cancel = g_cancellable_new();
     }
@@ -164,7 +181,6 @@ static gboolean is_plain_media(guint8 b)
 
 static GstFlowReturn wait_readable(GstIceSrc *self, GPollFD *fds, guint *n_fds)
 {
-    GPollFD cancel_fd, changed_fd;
     guint n = 0;
     gint rc;
 
@@ -187,24 +203,28 @@ static GstFlowReturn wait_readable(GstIceSrc *self, GPollFD *fds, guint *n_fds)
         fds[n].revents = 0;
         n++;
     }
-    if (!g_cancellable_make_pollfd(self->cancel, &cancel_fd) ||
-        !g_cancellable_make_pollfd(self->changed, &changed_fd))
+    if (!self->have_cancel_fd)
+        self->have_cancel_fd = g_cancellable_make_pollfd(self->cancel, &self->cancel_fd);
+    if (!self->have_changed_fd)
+        self->have_changed_fd = g_cancellable_make_pollfd(self->changed, &self->changed_fd);
+    if (!self->have_cancel_fd || !self->have_changed_fd)
         return GST_FLOW_ERROR;
-    fds[n++] = cancel_fd;
-    fds[n++] = changed_fd;
+    fds[n] = self->cancel_fd;
+    fds[n++].revents = 0;
+    fds[n] = self->changed_fd;
+    fds[n++].revents = 0;
     do {
         rc = g_poll(fds, n, -1);
     } while (rc < 0 && errno == EINTR);
-    g_cancellable_release_fd(self->cancel);
-    g_cancellable_release_fd(self->changed);
     if (g_cancellable_is_cancelled(self->cancel))
         return GST_FLOW_FLUSHING;
     *n_fds = n - 2;
     return GST_FLOW_OK;
 }
 
-/* Read one batch from a readable socket; push what is media. */
-static guint read_batch(GstIceSrc *self, GSocket *socket, GstBufferList *out,
+/* Read one batch (at most room datagrams) from a readable socket; keep
+ * what is media in out. Returns how many were kept. */
+static guint read_batch(GstIceSrc *self, GSocket *socket, GstBuffer **out, guint room,
                         GstClockTime arrival)
 {
     struct mmsghdr msgs[BATCH];
@@ -215,7 +235,7 @@ static guint read_batch(GstIceSrc *self, GSocket *socket, GstBufferList *out,
     guint n = 0, got = 0;
     gint k;
 
-    for (; n < self->batch; n++) {
+    for (; n < MIN(self->batch, room); n++) {
         if (gst_buffer_pool_acquire_buffer(self->pool, &bufs[n], NULL) != GST_FLOW_OK)
             break;
         gst_buffer_map(bufs[n], &maps[n], GST_MAP_WRITE);
@@ -258,8 +278,7 @@ static guint read_batch(GstIceSrc *self, GSocket *socket, GstBufferList *out,
         if (keep) {
             gst_buffer_resize(bufs[i], (gssize)off, (gssize)len);
             GST_BUFFER_DTS(bufs[i]) = arrival;
-            gst_buffer_list_add(out, bufs[i]);
-            got++;
+            out[got++] = bufs[i];
         } else {
             gst_buffer_unref(bufs[i]);
         }
@@ -276,19 +295,19 @@ static GstFlowReturn gst_ice_src_create(GstPushSrc *psrc, GstBuffer **outbuf)
 {
     GstIceSrc *self = GST_ICE_SRC(psrc);
     GPollFD fds[MAX_SOCKETS + 2];
-    GstBufferList *list = gst_buffer_list_new_sized(BATCH);
+    GstBuffer *got[BATCH];
+    guint n_got = 0;
+    GstBufferList *list;
     GstFlowReturn ret;
 
     *outbuf = NULL;
-    while (gst_buffer_list_length(list) == 0) {
+    while (n_got == 0) {
         guint n_fds = 0;
         GstClock *clock;
         GstClockTime arrival = GST_CLOCK_TIME_NONE;
         ret = wait_readable(self, fds, &n_fds);
-        if (ret != GST_FLOW_OK) {
-            gst_buffer_list_unref(list);
+        if (ret != GST_FLOW_OK)
             return ret;
-        }
         refresh_route(self);
         /* Timestamp like a live source: running time at arrival. */
         clock = gst_element_get_clock(GST_ELEMENT(self));
@@ -298,19 +317,26 @@ static GstFlowReturn gst_ice_src_create(GstPushSrc *psrc, GstBuffer **outbuf)
             arrival = now > base ? now - base : 0;
             gst_object_unref(clock);
         }
-        for (guint i = 0; i < n_fds; i++) {
+        /* A socket left unread when got is full stays readable: the next
+         * create() reads it. */
+        for (guint i = 0; i < n_fds && n_got < BATCH; i++) {
             if (fds[i].revents & (G_IO_IN | G_IO_ERR))
-                read_batch(self, g_ptr_array_index(self->sockets, i), list, arrival);
+                n_got += read_batch(self, g_ptr_array_index(self->sockets, i), got + n_got,
+                                    BATCH - n_got, arrival);
         }
     }
     GST_OBJECT_LOCK(self);
-    self->received += gst_buffer_list_length(list);
+    self->received += n_got;
     GST_OBJECT_UNLOCK(self);
-    if (gst_buffer_list_length(list) == 1) {
-        *outbuf = gst_buffer_ref(gst_buffer_list_get(list, 0));
-        gst_buffer_list_unref(list);
+    /* One datagram (the usual case below a few thousand packets/s) goes out
+     * as a buffer: no list allocated per packet. */
+    if (n_got == 1) {
+        *outbuf = got[0];
         return GST_FLOW_OK;
     }
+    list = gst_buffer_list_new_sized(n_got);
+    for (guint i = 0; i < n_got; i++)
+        gst_buffer_list_add(list, got[i]);
     gst_base_src_submit_buffer_list(GST_BASE_SRC(self), list);
     return GST_FLOW_OK;
 }
