@@ -65,6 +65,7 @@ static gboolean gst_ice_sink_start(GstBaseSink *bsink)
         return FALSE;
     self->cancel = g_cancellable_new();
     self->have_route = FALSE;
+    self->route.generation = G_MAXUINT; /* never taken */
     self->sent_packets = self->sent_bytes = self->dropped = 0;
     self->pending_packets = self->pending_bytes = 0;
     return TRUE;
@@ -108,22 +109,14 @@ static gboolean gst_ice_sink_unlock_stop(GstBaseSink *bsink)
     return TRUE;
 }
 
-/* Refresh the route snapshot when the agent says a route changed. */
+/* The route snapshot, taken again only when the agent's routes changed. */
 static gboolean current_route(GstIceSink *self)
 {
-    if (self->have_route &&
-        self->route.generation == sluice_agent_route_generation(self->agent))
-        return TRUE;
-    if (self->route.generation != sluice_agent_route_generation(self->agent) ||
-        !self->have_route) {
-        sluice_agent_route_clear(&self->route);
-        self->have_route = sluice_agent_get_route(self->agent, self->session.stream,
-                                                  self->session.component, &self->route);
-        if (!self->have_route)
-            return FALSE;
+    if (gst_sluice_session_refresh_route(&self->session, self->agent, &self->route,
+                                         &self->have_route) &&
+        self->have_route)
         GST_DEBUG_OBJECT(self, "route changed (generation %u, framing %d)",
                          self->route.generation, self->route.route.framing);
-    }
     return self->have_route;
 }
 

@@ -113,6 +113,7 @@ static gboolean gst_ice_src_start(GstBaseSrc *bsrc)
     self->batch = 4;
     self->received = self->dropped = 0;
     self->have_route = FALSE;
+    self->route.generation = G_MAXUINT; /* never taken */
     return TRUE;
 }
 
@@ -157,17 +158,10 @@ static gboolean gst_ice_src_unlock_stop(GstBaseSrc *bsrc)
  * candidate only; everything else goes through the agent. */
 static void refresh_route(GstIceSrc *self)
 {
-    if (self->have_route &&
-        self->route.generation == sluice_agent_route_generation(self->agent))
+    gboolean valid;
+    if (!gst_sluice_session_refresh_route(&self->session, self->agent, &self->route, &valid))
         return;
-    if (!self->have_route && self->route.generation != 0 &&
-        self->route.generation == sluice_agent_route_generation(self->agent))
-        return;
-    sluice_agent_route_clear(&self->route);
-    self->have_route =
-        sluice_agent_get_route(self->agent, self->session.stream, self->session.component,
-                               &self->route) &&
-        self->route.route.framing == SLUICE_ICE_FRAMING_NONE;
+    self->have_route = valid && self->route.route.framing == SLUICE_ICE_FRAMING_NONE;
     if (self->have_route)
         self->route_peer = self->route.route.destination;
 }

@@ -513,3 +513,13 @@ void gst_sluice_session_stop(GstSluiceSession *s)
     }
     g_object_unref(agent);
 }
+
+gboolean gst_sluice_session_refresh_route(GstSluiceSession *s, SluiceAgent *agent,
+                                          SluiceAgentRoute *r, gboolean *valid)
+{
+    if (r->generation == sluice_agent_route_generation(agent))
+        return FALSE;
+    sluice_agent_route_clear(r);
+    *valid = sluice_agent_get_route(agent, s->stream, s->component, r);
+    return TRUE;
+}

@@ -63,5 +63,12 @@ gboolean gst_sluice_session_get_property(GstSluiceSession *s, guint id, GValue *
 SluiceAgent *gst_sluice_session_start(GstSluiceSession *s);
 void gst_sluice_session_stop(GstSluiceSession *s);
 
+/* The streaming threads' route snapshot: take it again only when the
+ * agent's route generation moved (start with r->generation = G_MAXUINT,
+ * "never taken"). Returns TRUE when it was taken again; *valid says whether
+ * the component may send. */
+gboolean gst_sluice_session_refresh_route(GstSluiceSession *s, SluiceAgent *agent,
+                                          SluiceAgentRoute *r, gboolean *valid);
+
 G_END_DECLS
 #endif
