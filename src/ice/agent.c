@@ -1205,9 +1205,15 @@ void sluice_ice_agent_handle_timeout(sluice_ice_agent *a, uint64_t now_us)
         bool sent = gather_tick(a, now_us);
         if (!sent)
             sent = ice_tick(a, now_us);
-        if (sent)
+        if (sent) {
             a->next_tick_us = now_us + a->cfg.ta_us;
+            a->last_tx_us = now_us;
+        }
     }
+    /* A nominating check skips the Ta queue (ice_nomination_pending). */
+    if (now_us >= a->last_tx_us + ICE_NOMINATE_GAP_US && ice_nomination_pending(a) &&
+        ice_nominate_tick(a, now_us))
+        a->last_tx_us = now_us;
     for (size_t i = 0; i < a->cfg.max_streams; i++)
         if (a->streams[i] && a->streams[i]->used)
             ice_update_state(a, now_us, a->streams[i]);
@@ -1232,6 +1238,8 @@ uint64_t sluice_ice_agent_next_timeout(const sluice_ice_agent *a)
         if (a->next_tick_us < next)
             next = a->next_tick_us;
     }
+    if (ice_nomination_pending(a) && a->last_tx_us + ICE_NOMINATE_GAP_US < next)
+        next = a->last_tx_us + ICE_NOMINATE_GAP_US;
     t = ice_checklist_deadline(a);
     if (t < next)
         next = t;

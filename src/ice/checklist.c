@@ -362,6 +362,18 @@ static bool ready(const struct stream *s, const struct pair *p)
 
 /* The pair to check next in a checklist (§6.1.4.2), or -1. With take, the
  * triggered queue is consumed and a Frozen pair is unfrozen. */
+/* Remove entry n of the triggered queue; entries before it stay in order. */
+static void trig_remove(sluice_ice_agent *a, struct stream *s, size_t n)
+{
+    int pi = s->triggered[(s->trig_head + n) % a->cfg.max_pairs];
+    for (size_t k = n; k > 0; k--)
+        s->triggered[(s->trig_head + k) % a->cfg.max_pairs] =
+            s->triggered[(s->trig_head + k - 1) % a->cfg.max_pairs];
+    s->trig_head = (s->trig_head + 1) % a->cfg.max_pairs;
+    s->trig_len--;
+    s->pairs[pi].triggered = false;
+}
+
 static int next_pair(sluice_ice_agent *a, struct stream *s, bool take)
 {
     int best = -1;
@@ -378,13 +390,7 @@ static int next_pair(sluice_ice_agent *a, struct stream *s, bool take)
                 continue;
             return pi;
         }
-        /* Remove entry n; entries before it stay in order. */
-        for (size_t k = n; k > 0; k--)
-            s->triggered[(s->trig_head + k) % a->cfg.max_pairs] =
-                s->triggered[(s->trig_head + k - 1) % a->cfg.max_pairs];
-        s->trig_head = (s->trig_head + 1) % a->cfg.max_pairs;
-        s->trig_len--;
-        p->triggered = false;
+        trig_remove(a, s, n);
         if (stale) {
             n--; /* entry n is now the next one */
             continue;
@@ -421,6 +427,52 @@ bool ice_tick(sluice_ice_agent *a, uint64_t now)
         if (pi < 0)
             continue;
         a->rr = i + 1;
+        ice_start_check(a, now, s, pi, false);
+        return true;
+    }
+    return false;
+}
+
+/* Entry of the triggered queue holding the nominating check of a pair that
+ * has already succeeded (regular nomination, §8.1.1), or -1. */
+static long queued_nomination(const sluice_ice_agent *a, const struct stream *s)
+{
+    if (!s->have_remote_creds || s->state == SLUICE_ICE_FAILED)
+        return -1;
+    for (size_t n = 0; n < s->trig_len; n++) {
+        const struct pair *p = &s->pairs[s->triggered[(s->trig_head + n) % a->cfg.max_pairs]];
+        if (p->nominating && p->state == PS_SUCCEEDED && !p->tx.active && ready(s, p))
+            return (long)n;
+    }
+    return -1;
+}
+
+/* Deliberate exception to the Ta pacing of §6.1.4.2 (docs/ice.md): the
+ * check that nominates a pair which has just succeeded goes out
+ * ICE_NOMINATE_GAP_US after the previous transaction instead of waiting for
+ * the next Ta slot. It is one extra transaction per component per session,
+ * to a peer that has just answered on that very path, so it adds no load
+ * the pacing protects against, and it takes a whole Ta (50 ms by default)
+ * off connection setup. */
+bool ice_nomination_pending(const sluice_ice_agent *a)
+{
+    for (size_t i = 0; i < a->cfg.max_streams; i++) {
+        const struct stream *s = a->streams[i];
+        if (s && s->used && queued_nomination(a, s) >= 0)
+            return true;
+    }
+    return false;
+}
+
+bool ice_nominate_tick(sluice_ice_agent *a, uint64_t now)
+{
+    for (size_t i = 0; i < a->cfg.max_streams; i++) {
+        struct stream *s = a->streams[i];
+        long n;
+        if (!s || !s->used || (n = queued_nomination(a, s)) < 0)
+            continue;
+        int pi = s->triggered[(s->trig_head + (size_t)n) % a->cfg.max_pairs];
+        trig_remove(a, s, (size_t)n);
         ice_start_check(a, now, s, pi, false);
         return true;
     }

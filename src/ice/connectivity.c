@@ -422,9 +422,11 @@ static void handle_request(sluice_ice_agent *a, uint64_t now, struct stream *s, 
     }
     a->stats.checks_received++;
 
-    /* §7.3.1.1: role conflicts, decided by the tie-breakers. */
+    /* §7.3.1.1: role conflicts, decided by the tie-breakers — except
+     * against a lite peer, where §6.1.1 makes the full agent controlling
+     * whatever the tie-breakers say: we never yield to it. */
     if (a->controlling && sluice_stun_get_u64(m, SLUICE_STUN_ATTR_ICE_CONTROLLING, &theirs) == 0) {
-        if (a->tiebreaker >= theirs) {
+        if (a->tiebreaker >= theirs || a->remote_lite) {
             reject(a, s, base, turn, remote, m, SLUICE_STUN_ERR_ROLE_CONFLICT, key);
             return;
         }
@@ -514,8 +516,9 @@ static void handle_check_answer(sluice_ice_agent *a, uint64_t now, struct stream
         sluice_stun_get_error_code(m, &code, NULL, NULL);
         if (code == SLUICE_STUN_ERR_ROLE_CONFLICT && !consent) {
             /* §7.2.5.1: switch role if we still hold the one we claimed,
-             * and check the pair again. */
-            if (p->check_controlling == a->controlling)
+             * and check the pair again. A lite peer is always controlled
+             * (§6.1.1): we keep controlling and check again. */
+            if (p->check_controlling == a->controlling && !a->remote_lite)
                 role_changed(a);
             p->state = PS_WAITING;
             ice_trigger(a, s, pi);

@@ -8,6 +8,9 @@
 
 #define ICE_SEC 1000000ull
 #define ICE_MS 1000ull
+/* Gap between the previous transaction and a nominating check (checklist.c,
+ * ice_nomination_pending). */
+#define ICE_NOMINATE_GAP_US (5 * ICE_MS)
 #define ICE_MAX_SERVERS 8
 #define ICE_UFRAG_LEN 8   /* generated: 48 bits of entropy, base64 */
 #define ICE_PWD_LEN 24    /* generated: 144 bits (RFC 8445 §5.3: at least 128) */
@@ -182,6 +185,7 @@ struct sluice_ice_agent {
     size_t turns_cap, max_turns;
     /* pacing (RFC 8445 §14.2) */
     uint64_t next_tick_us;
+    uint64_t last_tx_us; /* when the last new check or gathering transaction went out */
     size_t rr; /* round robin over checklists */
     /* responses to send */
     struct resp *resp;
@@ -228,6 +232,8 @@ void ice_update_nomination(sluice_ice_agent *a, uint64_t now, struct stream *s);
 void ice_select(sluice_ice_agent *a, uint64_t now, struct stream *s, unsigned comp);
 void ice_update_state(sluice_ice_agent *a, uint64_t now, struct stream *s);
 bool ice_tick(sluice_ice_agent *a, uint64_t now);
+bool ice_nomination_pending(const sluice_ice_agent *a);
+bool ice_nominate_tick(sluice_ice_agent *a, uint64_t now);
 bool ice_work_pending(const sluice_ice_agent *a);
 uint64_t ice_checklist_deadline(const sluice_ice_agent *a);
 const char *ice_pair_state_name(int st);

@@ -159,7 +159,10 @@ SLUICE_API int sluice_ice_agent_set_remote_credentials(sluice_ice_agent *a, uint
                                                        int stream, const char *ufrag,
                                                        const char *pwd);
 /* The remote agent is ICE-lite (RFC 8445 §2.5): this agent takes the
- * controlling role and never answers checks it did not expect. */
+ * controlling role (§6.1.1) and keeps it in role conflicts: a 487 answer
+ * from the lite peer makes it check again, not switch; a request claiming
+ * the controlling role is answered with 487. Checks are still answered
+ * (§7.3). */
 SLUICE_API void sluice_ice_agent_set_remote_lite(sluice_ice_agent *a, bool lite);
 SLUICE_API int sluice_ice_agent_set_role(sluice_ice_agent *a, bool controlling);
 SLUICE_API bool sluice_ice_agent_controlling(const sluice_ice_agent *a);

@@ -49,7 +49,7 @@ struct side {
 };
 
 struct config {
-    const char *group; /* "Ta 20 ms", "Ta 50 ms", "defaults", "what-if" */
+    const char *group; /* "Ta 20 ms", "Ta 50 ms", "defaults" */
     const char *label;
     enum impl ctl, ctd; /* the controlling and the controlled side */
     enum nice_mode mode;
@@ -58,7 +58,6 @@ struct config {
 
 #define AGGR "libnice -> libnice, aggressive (its default)"
 #define REGU "libnice -> libnice, regular (webrtcbin)"
-#define WHATIF "sluice -> sluice, nominating check after 5 ms"
 
 /* Who talks to whom; each runs at Ta 20 ms and at Ta 50 ms on both sides.
  * The mixed ones (from the fourth on) also run with each side at its own
@@ -75,17 +74,7 @@ static const struct config pairings[] = {
 #define N_PAIRINGS (sizeof pairings / sizeof pairings[0])
 #define FIRST_MIXED 3
 
-/* For docs/benchmarks.md: with one pair, the only paced transaction after
- * sluice's first check is the nominating one, so Ta 5 ms (RFC 8445 §14.2's
- * floor) shows what sending that check 5 ms after the first, instead of
- * one Ta later, would give at the default Ta. */
-static const struct config what_if[] = {
-    {"what-if", WHATIF, SLUICE, SLUICE, NICE_DEFAULT, 5, 20},
-    {"what-if", "sluice -> libnice (webrtcbin flags), the same", SLUICE, NICE, NICE_WEBRTCBIN, 5,
-     20},
-};
-
-#define N_CONFIGS (2 * N_PAIRINGS + (N_PAIRINGS - FIRST_MIXED) + 2)
+#define N_CONFIGS (2 * N_PAIRINGS + (N_PAIRINGS - FIRST_MIXED))
 static struct config configs[N_CONFIGS];
 
 static void make_configs(void)
@@ -105,8 +94,6 @@ static void make_configs(void)
             configs[n++].ta_nice_ms = groups[g].ta_nice_ms;
         }
     }
-    configs[n++] = what_if[0];
-    configs[n++] = what_if[1];
 }
 
 /* Setup times of each configuration, ms. */
@@ -520,8 +507,6 @@ int main(int argc, char **argv)
           find("Ta 20 ms", AGGR), sdef);
     ratio("defaults (libnice Ta 20 ms, sluice Ta 50 ms), libnice regular:", find("Ta 20 ms", REGU),
           sdef);
-    ratio("what-if (sluice nominating 5 ms after its first check), libnice aggressive:",
-          find("Ta 20 ms", AGGR), find("what-if", WHATIF));
     printf("\n%d failed sessions; %.1f s in all\n", failures,
            (double)(ice_drv_now_us() - start) / 1e6);
     return failures ? 1 : 0;

@@ -485,6 +485,52 @@ static void test_role_conflict(void)
     world_free(w);
 }
 
+/* The nominating check skips the Ta queue (docs/ice.md): with 10 ms one
+ * way, the first checks leave at t0, succeed at 20 ms, and the controlling
+ * agent nominates at once (5 ms after its previous transaction has long
+ * passed): selected at 30 ms on the controlled side and 40 ms on the
+ * controlling one, at the default Ta of 50 ms. Waiting for the Ta slot
+ * would have sent it at 50 ms and connected at 70 ms. */
+static void test_nominating_check_skips_ta(void)
+{
+    struct world *w = world_new(1, 1);
+    uint64_t t0 = w->now;
+    start(w);
+    CHECK(run_while(w, t0 + 5 * SEC, both_connected, w));
+    CHECK_EQ(w->now - t0, 40 * MS);
+    world_free(w);
+
+    /* With no latency the nominating check is still paced: 5 ms after the
+     * first check, not at once (RFC 8445 §14.2's floor). */
+    w = world_new(1, 2);
+    w->latency = 100; /* 0.1 ms */
+    t0 = w->now;
+    start(w);
+    CHECK(run_while(w, t0 + 5 * SEC, both_connected, w));
+    CHECK(w->now - t0 >= 5 * MS && w->now - t0 <= 6 * MS);
+    world_free(w);
+}
+
+/* §6.1.1: facing a lite peer the full agent controls, and keeps the role
+ * when the peer disagrees (a 487 answer or a request claiming the
+ * controlling role): over seeds, both tie-breaker orders occur. */
+static void test_lite_peer_keeps_controlling(void)
+{
+    for (uint64_t seed = 11; seed < 19; seed++) {
+        struct world *w = world_new(1, seed);
+        uint64_t t0 = w->now;
+        sluice_ice_agent_set_remote_lite(w->l.ag, true);
+        sluice_ice_agent_set_role(w->r.ag, true); /* a misconfigured peer */
+        start(w);
+        CHECK(run_while(w, t0 + 10 * SEC, both_connected, w));
+        CHECK(sluice_ice_agent_controlling(w->l.ag));
+        CHECK(!sluice_ice_agent_controlling(w->r.ag));
+        CHECK_EQ(w->l.role_events, 0);
+        CHECK_EQ(w->r.role_events, 1);
+        world_free(w);
+    }
+}
+
 static void test_peer_reflexive(void)
 {
     /* R never signals its candidates: L learns R from R's checks
@@ -1203,6 +1249,8 @@ int main(void)
     RUN(test_local_credentials);
     RUN(test_two_components);
     RUN(test_role_conflict);
+    RUN(test_nominating_check_skips_ta);
+    RUN(test_lite_peer_keeps_controlling);
     RUN(test_peer_reflexive);
     RUN(test_trickle_late);
     RUN(test_loss);
