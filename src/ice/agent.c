@@ -216,6 +216,8 @@ void ice_set_state(sluice_ice_agent *a, struct stream *s, sluice_ice_state st)
     if (s->state == st)
         return;
     s->state = st;
+    if (st != SLUICE_ICE_COMPLETED)
+        s->completed_us = 0;
     memset(&ev, 0, sizeof ev);
     ev.type = SLUICE_ICE_EVENT_STATE;
     ev.stream = s->id;
@@ -885,6 +887,15 @@ static void turn_events(sluice_ice_agent *a, uint64_t now, int ti)
         case SLUICE_TURN_EVENT_LOST:
             turn_ended(a, now, s, ti, &tev);
             break;
+        case SLUICE_TURN_EVENT_CLOSED:
+            /* A freed allocation's delete was answered (or timed out):
+             * now its TCP/TLS stream can go. */
+            t->deleting = false;
+            if (t->freed && !t->stream_closed) {
+                t->stream_closed = true;
+                close_stream(a, s, t, &t->stream_server);
+            }
+            break;
         case SLUICE_TURN_EVENT_REDIRECTED:
             /* RFC 8489 §10: over TCP/TLS the new server gets a new stream
              * (the next transmit names it); the old one is done. */
@@ -895,6 +906,58 @@ static void turn_events(sluice_ice_agent *a, uint64_t now, int ti)
             break;
         }
     }
+}
+
+/* RFC 8445 §8.3.1: once a stream has been Completed for three seconds
+ * (long enough for a peer's late aggressive nomination), the relayed
+ * candidates that no selected pair uses are freed: the allocation is
+ * deleted on the server (a Refresh with lifetime 0, RFC 8656 §7.2) rather
+ * than kept refreshed for the whole session, and the candidate is
+ * withdrawn. A restart allocates again. Returns the deadline of the next
+ * free, SLUICE_NEVER when none is due. */
+static bool turn_in_use(const struct stream *s, int ti)
+{
+    for (unsigned c = 0; c < s->n_components; c++)
+        if (s->comp[c].sel.pair >= 0 && s->comp[c].sel.turn == ti)
+            return true;
+    return false;
+}
+
+static uint64_t free_unused(sluice_ice_agent *a, uint64_t now, bool act)
+{
+    uint64_t next = SLUICE_NEVER;
+    for (size_t i = 0; i < a->turns_cap; i++) {
+        struct turn_alloc *t = &a->turns[i];
+        struct stream *s;
+        if (!t->used || t->ended || !t->done || !(s = ice_stream(a, t->stream)) ||
+            s->state != SLUICE_ICE_COMPLETED || !s->completed_us || turn_in_use(s, (int)i))
+            continue;
+        uint64_t due = s->completed_us + ICE_FREE_DELAY_US;
+        if (!act || now < due) {
+            if (due < next)
+                next = due;
+            continue;
+        }
+        t->freed = true;
+        t->ended = true;
+        t->deleting = true;
+        for (size_t k = 0; k < s->n_local; k++)
+            if (s->local[k].turn == (int)i)
+                s->local[k].withdrawn = true;
+        for (size_t p = 0; p < s->n_pairs; p++)
+            if (s->local[s->pairs[p].local].turn == (int)i && s->pairs[p].state != PS_FAILED)
+                ice_pair_failed(a, now, s, (int)p);
+        a->stats.allocations_freed++;
+        if (sluice_turn_client_close(t->tc, now) != 0) {
+            t->deleting = false;
+            if (!t->stream_closed) {
+                t->stream_closed = true;
+                close_stream(a, s, t, &t->stream_server);
+            }
+        }
+        turn_events(a, now, (int)i);
+    }
+    return next;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -981,6 +1044,9 @@ int sluice_ice_agent_restart(sluice_ice_agent *a, uint64_t now_us, int stream)
             continue;
         int bi = t->base;
         size_t k = (size_t)t->server;
+        /* A freed allocation still deleting: its stream goes now. */
+        if (t->freed && !t->stream_closed)
+            close_stream(a, s, t, &t->stream_server);
         sluice_turn_client_free(t->tc);
         turn_client_start(a, s, bi, k, t);
         if (t->used && s->gathering)
@@ -1137,7 +1203,7 @@ static int find_stream(const sluice_ice_agent *a, const sluice_addr *base,
 {
     int bi = find_base(a, base, s);
     int ti = bi < 0 ? -1 : find_turn(a, *s, bi, server, transport);
-    return ti >= 0 && !a->turns[ti].ended ? ti : -1;
+    return ti >= 0 && (!a->turns[ti].ended || a->turns[ti].deleting) ? ti : -1;
 }
 
 int sluice_ice_agent_handle_stream(sluice_ice_agent *a, uint64_t now_us, const sluice_addr *base,
@@ -1217,6 +1283,7 @@ void sluice_ice_agent_handle_timeout(sluice_ice_agent *a, uint64_t now_us)
     for (size_t i = 0; i < a->cfg.max_streams; i++)
         if (a->streams[i] && a->streams[i]->used)
             ice_update_state(a, now_us, a->streams[i]);
+    free_unused(a, now_us, true);
 }
 
 uint64_t sluice_ice_agent_next_timeout(const sluice_ice_agent *a)
@@ -1238,6 +1305,9 @@ uint64_t sluice_ice_agent_next_timeout(const sluice_ice_agent *a)
         if (a->next_tick_us < next)
             next = a->next_tick_us;
     }
+    t = free_unused((sluice_ice_agent *)a, 0, false);
+    if (t < next)
+        next = t;
     if (ice_nomination_pending(a) && a->last_tx_us + ICE_NOMINATE_GAP_US < next)
         next = a->last_tx_us + ICE_NOMINATE_GAP_US;
     t = ice_checklist_deadline(a);
@@ -1282,8 +1352,9 @@ int sluice_ice_agent_poll_transmit(sluice_ice_agent *a, uint64_t now_us, uint8_t
         struct turn_alloc *t = &a->turns[i];
         struct stream *s;
         /* An ended client may still hold a TLS alert: its stream is being
-         * closed (CLOSE_STREAM), a transmit would open a new one. */
-        if (!t->used || t->ended || !(s = ice_stream(a, t->stream)))
+         * closed (CLOSE_STREAM), a transmit would open a new one. A freed
+         * one sends its delete. */
+        if (!t->used || (t->ended && !t->deleting) || !(s = ice_stream(a, t->stream)))
             continue;
         rc = sluice_turn_client_poll_transmit(t->tc, now_us, buf, cap, meta);
         if (rc != 0) {

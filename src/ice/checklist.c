@@ -558,8 +558,10 @@ void ice_update_state(sluice_ice_agent *a, uint64_t now, struct stream *s)
     else if (all_sel) {
         if (s->state != SLUICE_ICE_COMPLETED)
             ice_set_state(a, s, SLUICE_ICE_CONNECTED); /* reported before completed */
-        if (all_done)
+        if (all_done && s->state != SLUICE_ICE_COMPLETED) {
             ice_set_state(a, s, SLUICE_ICE_COMPLETED);
+            s->completed_us = now ? now : 1;
+        }
     }
     else if (s->state == SLUICE_ICE_NEW)
         ice_set_state(a, s, SLUICE_ICE_CHECKING);

@@ -11,6 +11,9 @@
 /* Gap between the previous transaction and a nominating check (checklist.c,
  * ice_nomination_pending). */
 #define ICE_NOMINATE_GAP_US (5 * ICE_MS)
+/* RFC 8445 §8.3.1: how long a completed stream keeps its unused relayed
+ * candidates before their allocations are deleted. */
+#define ICE_FREE_DELAY_US (3000 * ICE_MS)
 #define ICE_MAX_SERVERS 8
 #define ICE_UFRAG_LEN 8   /* generated: 48 bits of entropy, base64 */
 #define ICE_PWD_LEN 24    /* generated: 144 bits (RFC 8445 §5.3: at least 128) */
@@ -130,6 +133,7 @@ struct stream {
     bool remote_eoc;
     bool gathering, gathering_done;
     uint64_t checks_started_us;
+    uint64_t completed_us; /* when the state became COMPLETED, 0 otherwise */
 
     struct base *bases;
     size_t n_bases;
@@ -157,6 +161,8 @@ struct turn_alloc {
     bool done;   /* allocated or failed: counts for gathering */
     bool ended;  /* failed or lost: the client is finished */
     bool stream_closed; /* TCP/TLS: the driver said the stream closed */
+    bool freed;  /* unused after completion, deleted (§8.3); ended too */
+    bool deleting; /* freed, its delete not yet answered: still polled and fed */
     int lcand;   /* relay candidate, -1 */
 };
 

@@ -387,6 +387,7 @@ typedef struct sluice_ice_stats {
     uint64_t pairs_dropped;             /* max_pairs reached */
     uint64_t events_dropped;
     uint64_t media_dropped;             /* unknown source, no consent, stream queue full */
+    uint64_t allocations_freed;         /* unused TURN allocations deleted after completion */
 } sluice_ice_stats;
 SLUICE_API void sluice_ice_agent_get_stats(const sluice_ice_agent *a, sluice_ice_stats *st);
 

@@ -528,6 +528,7 @@ struct world {
     int realm_a, realm_b;
     bool turn;
     struct sserver *ss; /* the stream-capable server, when used */
+    int srv_host;
 };
 
 static sluice_turn_server_user turn_user = {.name = "user", .password = "pass"};
@@ -539,6 +540,7 @@ static void add_server(struct world *w, bool streams)
 {
     sluice_addr l[2], r4, r6;
     int h = sim_host_add(w->net, "server");
+    w->srv_host = h;
     ip(&r4, "203.0.113.1");
     ip(&r6, "2001:db8:ffff::1");
     CHECK_EQ(sim_host_add_addr(w->net, h, SIM_REALM_INTERNET, &r4), 0);
@@ -813,6 +815,67 @@ static void run_scenario(int nat_a, int nat_b, int fam, bool turn, uint64_t seed
         CHECK(w->a.failed || w->b.failed);
     }
     world_free(w);
+}
+
+/* RFC 8445 §8.3.1: three seconds after a stream completes, the TURN
+ * allocations no selected pair uses are deleted on the server; the one a
+ * relayed route uses stays, and media keeps flowing. */
+static uint64_t server_allocations(struct world *w)
+{
+    sluice_turn_server_stats st;
+    sluice_turn_server_get_stats(sim_turn_server_core(w->net, w->srv_host), &st);
+    return st.allocations;
+}
+
+static uint64_t freed(const struct agent *a)
+{
+    sluice_ice_stats st;
+    sluice_ice_agent_get_stats(a->ag, &st);
+    return st.allocations_freed;
+}
+
+static bool both_completed(void *ctx)
+{
+    struct world *w = ctx;
+    return sluice_ice_agent_state(w->a.ag, 1) == SLUICE_ICE_COMPLETED &&
+           sluice_ice_agent_state(w->b.ag, 1) == SLUICE_ICE_COMPLETED;
+}
+
+static void free_case(int nat_a, int nat_b, uint64_t seed, uint64_t keep)
+{
+    struct world *w = world_new(seed, nat_a, nat_b, F_V4, true);
+    uint64_t t0 = sim_now(w->net);
+    start(w);
+    CHECK(sim_run(w->net, t0 + 30 * SEC, settled, w) == 1);
+    CHECK(w->a.connected && w->b.connected);
+    CHECK_EQ(server_allocations(w), 2);
+    /* Completed once the higher-priority pairs still in progress are done
+     * (they may take their whole retransmission schedule, 15.5 s). */
+    CHECK(sim_run(w->net, sim_now(w->net) + 30 * SEC, both_completed, w) == 1);
+    uint64_t done_at = sim_now(w->net);
+    sim_run_until(w->net, done_at + 2 * SEC);
+    CHECK_EQ(server_allocations(w), 2); /* not before 3 s */
+    sim_run_until(w->net, sim_now(w->net) + 2 * SEC);
+    CHECK_EQ(server_allocations(w), keep);
+    CHECK_EQ(freed(&w->a) + freed(&w->b), 2 - keep);
+    /* Minutes later the kept one is still refreshed, the route works. */
+    sim_run_until(w->net, sim_now(w->net) + 700 * SEC);
+    CHECK_EQ(server_allocations(w), keep);
+    send_media(w, &w->a, "media from a");
+    send_media(w, &w->b, "media from b");
+    sim_run_until(w->net, sim_now(w->net) + 500 * MS);
+    CHECK_EQ(w->a.media_rx, 1);
+    CHECK_EQ(w->b.media_rx, 1);
+    printf("# %s/%s +turn: completed at %" PRIu64 " ms, then %" PRIu64
+           " of 2 allocations kept 3 s later\n",
+           nat_name(nat_a), nat_name(nat_b), (done_at - t0) / MS, keep);
+    world_free(w);
+}
+
+static void test_free_unused_allocations(void)
+{
+    free_case(N_FULL, N_FULL, 31, 0); /* direct: neither is used */
+    free_case(N_SYM, N_SYM, 32, 1);   /* relayed through one of them */
 }
 
 static const int nats[] = {N_NONE, N_FULL, N_RESTR, N_PORT, N_SYM};
@@ -1102,6 +1165,7 @@ int main(void)
     RUN(test_role_conflict_sim);
     RUN(test_replay);
     RUN(test_consent_nat_reboot);
+    RUN(test_free_unused_allocations);
     RUN(test_relay_only_ipv6);
     have_cert = mkdtemp(cert_dir) != NULL;
     if (have_cert) {
