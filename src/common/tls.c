@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -28,6 +29,7 @@
 struct sluice_tls_server_ctx {
     SSL_CTX *ctx;
     size_t max_buffered;
+    bool has_client_ca;
 };
 
 struct sluice_tls {
@@ -40,6 +42,7 @@ struct sluice_tls {
     bool closed;        /* sluice_tls_close was called */
     bool close_pending; /* close_notify still to be queued */
     bool peer_closed;   /* the peer's close_notify was read */
+    bool has_client_ca; /* server: a client CA store to verify clients with */
     int err;
     /* Plaintext accepted by sluice_tls_write but not yet given to SSL_write:
      * before the handshake ends, or after SSL_write asked to be retried. */
@@ -163,6 +166,16 @@ static int drive_handshake(sluice_tls *t)
     return flush_held(t);
 }
 
+/* Server asking for client certificates: the handshake goes on whatever
+ * the client sends; the owner checks the certificate afterwards with its
+ * own clock and tells the client why it is refused. */
+static int accept_any_client_cert(int preverify_ok, X509_STORE_CTX *x)
+{
+    (void)preverify_ok;
+    (void)x;
+    return 1;
+}
+
 static bool is_ip_literal(const char *s)
 {
     uint8_t b[16];
@@ -194,6 +207,24 @@ static SSL_CTX *make_ctx(const sluice_tls_config *cfg, const char **what)
                          : !SSL_CTX_set_default_verify_paths(ctx))
             goto fail;
         SSL_CTX_set_verify(ctx, cfg->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+        if (cfg->verify_time_s)
+            X509_VERIFY_PARAM_set_time(SSL_CTX_get0_param(ctx), (time_t)cfg->verify_time_s);
+    }
+    if (cfg->release_buffers)
+        SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (cfg->server && cfg->request_client_cert) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, accept_any_client_cert);
+        if (cfg->client_ca_file) {
+            STACK_OF(X509_NAME) *names;
+
+            *what = cfg->client_ca_file;
+            if (!SSL_CTX_load_verify_locations(ctx, cfg->client_ca_file, NULL))
+                goto fail;
+            names = SSL_load_client_CA_file(cfg->client_ca_file);
+            if (!names)
+                goto fail;
+            SSL_CTX_set_client_CA_list(ctx, names); /* takes ownership */
+        }
     }
     if (cfg->cert_file) {
         *what = cfg->cert_file;
@@ -231,6 +262,8 @@ static bool config_valid(const sluice_tls_config *cfg)
     if (!cfg->cert_file != !cfg->key_file)
         return false;
     if (cfg->server && !cfg->cert_file)
+        return false;
+    if (cfg->client_ca_file && (!cfg->server || !cfg->request_client_cert))
         return false;
     if (!cfg->server && cfg->server_name &&
         (!cfg->server_name[0] || strlen(cfg->server_name) > 255))
@@ -316,6 +349,7 @@ sluice_tls_server_ctx *sluice_tls_server_ctx_new(const sluice_tls_config *cfg, i
         return NULL;
     }
     c->max_buffered = cfg->max_buffered;
+    c->has_client_ca = cfg->client_ca_file != NULL;
     ERR_clear_error();
     c->ctx = make_ctx(cfg, &what);
     if (!c->ctx) {
@@ -354,6 +388,7 @@ sluice_tls *sluice_tls_new_server(const sluice_tls_server_ctx *c, int *err)
     }
     t->server = true;
     t->max_buffered = c->max_buffered;
+    t->has_client_ca = c->has_client_ca;
     ERR_clear_error();
     r = attach(t, c->ctx, NULL);
     ERR_clear_error();
@@ -389,6 +424,7 @@ sluice_tls *sluice_tls_new(const sluice_tls_config *cfg, int *err)
     }
     t->server = cfg->server;
     t->max_buffered = cfg->max_buffered;
+    t->has_client_ca = cfg->client_ca_file != NULL;
     ERR_clear_error();
     r = setup(t, cfg);
     ERR_clear_error();
@@ -596,6 +632,115 @@ int sluice_tls_peer_fingerprint(const sluice_tls *t, uint8_t out[32])
         return SLUICE_ERR_NOT_FOUND;
     ERR_clear_error();
     r = X509_digest(cert, EVP_sha256(), out, &n) == 1 && n == 32 ? 32 : SLUICE_ERR_CRYPTO;
+    ERR_clear_error();
+    return r;
+}
+
+static const X509 *peer_cert(const sluice_tls *t)
+{
+    if (!t->established || t->err)
+        return NULL;
+    return SSL_get0_peer_certificate(t->ssl);
+}
+
+static int asn1_unix(const ASN1_TIME *a, int64_t *out)
+{
+    struct tm tm;
+
+    if (!a || ASN1_TIME_to_tm(a, &tm) != 1)
+        return SLUICE_ERR_MALFORMED;
+    *out = (int64_t)timegm(&tm);
+    return 0;
+}
+
+int sluice_tls_peer_cert_times(const sluice_tls *t, int64_t *not_before, int64_t *not_after)
+{
+    const X509 *cert;
+    int r;
+
+    if (!t || !not_before || !not_after)
+        return SLUICE_ERR_INVALID;
+    cert = peer_cert(t);
+    if (!cert)
+        return SLUICE_ERR_NOT_FOUND;
+    r = asn1_unix(X509_get0_notBefore(cert), not_before);
+    if (r == 0)
+        r = asn1_unix(X509_get0_notAfter(cert), not_after);
+    ERR_clear_error();
+    return r;
+}
+
+static bool asn1_string_is(const ASN1_STRING *a, const char *name, size_t len)
+{
+    return a && (size_t)ASN1_STRING_length(a) == len &&
+           memcmp(ASN1_STRING_get0_data(a), name, len) == 0;
+}
+
+bool sluice_tls_cert_has_name(const struct x509_st *cert, const char *name)
+{
+    const X509_NAME *subject;
+    GENERAL_NAMES *sans;
+    size_t len;
+    bool found = false;
+
+    if (!cert || !name)
+        return false;
+    len = strlen(name);
+    subject = X509_get_subject_name(cert);
+    for (int i = -1; !found && (i = X509_NAME_get_index_by_NID(subject, NID_commonName, i)) >= 0;)
+        found = asn1_string_is(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i)), name, len);
+    sans = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    for (int i = 0; !found && sans && i < sk_GENERAL_NAME_num(sans); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
+        if (g->type == GEN_DNS)
+            found = asn1_string_is(g->d.dNSName, name, len);
+    }
+    GENERAL_NAMES_free(sans);
+    ERR_clear_error();
+    return found;
+}
+
+bool sluice_tls_peer_has_name(const sluice_tls *t, const char *name)
+{
+    return t && sluice_tls_cert_has_name(peer_cert(t), name);
+}
+
+int sluice_tls_verify_peer_chain(const sluice_tls *t, uint64_t unix_time_s, char *why, size_t cap)
+{
+    const X509 *cert;
+    X509_STORE_CTX *x;
+    int r;
+
+    if (why && cap)
+        why[0] = 0;
+    if (!t)
+        return SLUICE_ERR_INVALID;
+    cert = peer_cert(t);
+    if (!cert)
+        return SLUICE_ERR_NOT_FOUND;
+    if (!t->has_client_ca)
+        return SLUICE_ERR_UNSUPPORTED;
+    x = X509_STORE_CTX_new();
+    if (!x)
+        return SLUICE_ERR_NOMEM;
+    /* OpenSSL's API takes the certificate non-const; it only reads it. */
+    r = X509_STORE_CTX_init(x, SSL_CTX_get_cert_store(SSL_get_SSL_CTX(t->ssl)), (X509 *)cert,
+                            SSL_get_peer_cert_chain(t->ssl));
+    if (r == 1) {
+        X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(x), (time_t)unix_time_s);
+        X509_STORE_CTX_set_purpose(x, X509_PURPOSE_SSL_CLIENT);
+        r = X509_verify_cert(x);
+    }
+    if (r == 1) {
+        r = 0;
+    } else {
+        int e = X509_STORE_CTX_get_error(x);
+        if (why && cap)
+            snprintf(why, cap, "%s", e != X509_V_OK ? X509_verify_cert_error_string(e)
+                                                    : "certificate verification failed");
+        r = SLUICE_ERR_AUTH;
+    }
+    X509_STORE_CTX_free(x);
     ERR_clear_error();
     return r;
 }

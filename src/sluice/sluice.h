@@ -10,5 +10,6 @@
 #include "sluice/turn_client.h"
 #include "sluice/turn_server.h"
 #include "sluice/ice.h"
+#include "sluice/coord.h"
 
 #endif
