@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* icesink: sends buffers to the ICE peer from the streaming thread through
  * the agent's current route — batched with g_socket_send_messages, the
- * ChannelData header in a separate vector when relayed — without a main
- * loop and without the agent lock per packet. */
+ * ChannelData header in a separate vector when relayed; on the agent's TCP
+ * connection to the TURN server when relayed over TCP — without a main loop
+ * and without the agent lock per packet. */
 #include <string.h>
 
 #include "gsticesink.h"
@@ -166,6 +167,57 @@ static void unmap_buffer(Mapped *m)
     gst_clear_buffer(&m->merged);
 }
 
+/* Wait until the route's socket takes bytes again: 1 when it does, 0 after
+ * a second (the caller drops), -1 when unlock interrupted the wait. */
+static gint wait_writable(GstIceSink *self)
+{
+    GError *err = NULL;
+    if (g_socket_condition_timed_wait(self->route.socket, G_IO_OUT, G_USEC_PER_SEC, self->cancel,
+                                      &err))
+        return 1;
+    if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+        g_clear_error(&err);
+        return -1;
+    }
+    GST_DEBUG_OBJECT(self, "socket not writable: %s", err ? err->message : "?");
+    g_clear_error(&err);
+    return 0;
+}
+
+/* Relayed over TCP: each framed datagram goes whole on the agent's
+ * connection to the TURN server (shared with the agent's own requests, so
+ * through sluice_agent_route_write(), which has its own lock). Returns how
+ * many were written, or -1 when flushing. */
+static gint write_stream(GstIceSink *self, GOutputMessage *msgs, guint nm)
+{
+    guint done = 0;
+    while (done < nm) {
+        GError *err = NULL;
+        gint w;
+        if (sluice_agent_route_write(&self->route, msgs[done].vectors, msgs[done].num_vectors,
+                                     &err)) {
+            done++;
+            continue;
+        }
+        if (!g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+            /* The connection is gone: the route changes with it. */
+            GST_DEBUG_OBJECT(self, "write: %s", err->message);
+            g_clear_error(&err);
+            self->dropped += nm - done;
+            break;
+        }
+        g_clear_error(&err);
+        w = wait_writable(self);
+        if (w < 0)
+            return -1;
+        if (w == 0) {
+            self->dropped += nm - done;
+            break;
+        }
+    }
+    return (gint)done;
+}
+
 /* Send up to BATCH buffers starting at first; returns how many were
  * handled (sent or dropped), or -1 when flushing. */
 static gint send_batch(GstIceSink *self, GstBuffer **bufs, guint n)
@@ -195,7 +247,7 @@ static gint send_batch(GstIceSink *self, GstBuffer **bufs, guint n)
             sluice_turn_channel_header(hdrs[nm], r->channel, (uint16_t)size);
             vecs[first].buffer = hdrs[nm];
             vecs[first].size = 4;
-            if (r->transport != SLUICE_TRANSPORT_UDP && (size & 3)) {
+            if (r->pad && (size & 3)) {
                 /* RFC 8656 §12.5: padded to 4 bytes over TCP. */
                 vecs[nv].buffer = zeros;
                 vecs[nv].size = 4 - (size & 3);
@@ -212,7 +264,16 @@ static gint send_batch(GstIceSink *self, GstBuffer **bufs, guint n)
         self->pending_bytes += size;
         nm++;
     }
-    while (done < nm) {
+    if (r->transport != SLUICE_TRANSPORT_UDP) {
+        gint k = write_stream(self, msgs, nm);
+        if (k < 0) {
+            for (guint i = 0; i < nm; i++)
+                unmap_buffer(&maps[i]);
+            return -1;
+        }
+        done = (guint)k;
+    }
+    while (r->transport == SLUICE_TRANSPORT_UDP && done < nm) {
         gint k = g_socket_send_messages(self->route.socket, msgs + done, nm - done, 0,
                                         self->cancel, &err);
         if (k > 0) {
@@ -221,16 +282,15 @@ static gint send_batch(GstIceSink *self, GstBuffer **bufs, guint n)
         }
         if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
             /* The socket buffer is full: wait until it drains (or flush). */
+            gint w;
             g_clear_error(&err);
-            if (!g_socket_condition_timed_wait(self->route.socket, G_IO_OUT, 1000000,
-                                               self->cancel, &err)) {
-                if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
-                    g_clear_error(&err);
-                    for (guint i = 0; i < nm; i++)
-                        unmap_buffer(&maps[i]);
-                    return -1;
-                }
-                g_clear_error(&err);
+            w = wait_writable(self);
+            if (w < 0) {
+                for (guint i = 0; i < nm; i++)
+                    unmap_buffer(&maps[i]);
+                return -1;
+            }
+            if (w == 0) {
                 self->dropped += nm - done;
                 break;
             }
@@ -269,17 +329,37 @@ static GstFlowReturn render_buffers(GstIceSink *self, GstBuffer **bufs, guint n)
         return GST_FLOW_OK;
     }
     if (self->route.route.framing == SLUICE_ICE_FRAMING_SEND) {
-        /* Relayed without a channel yet, or over TLS: the core wraps. */
+        /* Relayed without a channel yet, or over TLS: the core wraps (and
+         * encrypts). Over TCP/TLS a backed-up connection makes it wait. */
         for (; i < n; i++) {
             GstMapInfo map;
             if (!gst_buffer_map(bufs[i], &map, GST_MAP_READ))
                 continue;
-            if (sluice_agent_send_framed(self->agent, self->session.stream,
-                                         self->session.component, map.data, map.size,
-                                         NULL) < 0)
-                self->dropped++;
-            else
-                self->sent_packets++;
+            for (;;) {
+                GError *err = NULL;
+                gint w;
+                if (sluice_agent_send_framed(self->agent, self->session.stream,
+                                             self->session.component, map.data, map.size,
+                                             &err) >= 0) {
+                    self->sent_packets++;
+                    break;
+                }
+                if (!g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+                    g_clear_error(&err);
+                    self->dropped++;
+                    break;
+                }
+                g_clear_error(&err);
+                w = wait_writable(self);
+                if (w < 0) {
+                    gst_buffer_unmap(bufs[i], &map);
+                    return GST_FLOW_FLUSHING;
+                }
+                if (w == 0) {
+                    self->dropped++;
+                    break;
+                }
+            }
             gst_buffer_unmap(bufs[i], &map);
         }
         return GST_FLOW_OK;

@@ -4,7 +4,10 @@
  * GCancellable for unlock), reads batches with recvmmsg into pooled
  * buffers, and pushes plain media from the selected remote straight out;
  * STUN, TURN and media from other candidates go to the agent (which answers
- * checks and unwraps relayed data). No main loop runs in create(). */
+ * checks and unwraps relayed data). Media relayed over TCP/TLS connections
+ * to TURN servers, which the agent reads itself, waits in the agent's queue
+ * for the component; its descriptor is polled with the sockets. No main
+ * loop runs in create(). */
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -28,6 +31,7 @@ struct _GstIceSrc {
     /* The claimed sockets (streaming thread). */
     GPtrArray *sockets;
     GCancellable *changed;
+    gint media_fd; /* the agent's queue of media relayed over TCP/TLS, or -1 */
     /* The cancellables' fds, made once per cancellable: making and
      * releasing them in every create() cost an eventfd, a close and an
      * allocation each. */
@@ -90,6 +94,7 @@ static void release_sockets(GstIceSrc *self)
         sluice_agent_release_component(self->agent, self->session.stream,
                                        self->session.component);
     }
+    self->media_fd = -1;
     g_clear_object(&self->changed);
 }
 
@@ -190,6 +195,8 @@ static GstFlowReturn wait_readable(GstIceSrc *self, GPollFD *fds, guint *n_fds)
                               (NULL));
             return GST_FLOW_ERROR;
         }
+        self->media_fd = sluice_agent_get_media_fd(self->agent, self->session.stream,
+                                                   self->session.component);
     }
     for (guint i = 0; i < self->sockets->len && n < MAX_SOCKETS; i++) {
         fds[n].fd = g_socket_get_fd(g_ptr_array_index(self->sockets, i));
@@ -203,6 +210,11 @@ static GstFlowReturn wait_readable(GstIceSrc *self, GPollFD *fds, guint *n_fds)
         self->have_changed_fd = g_cancellable_make_pollfd(self->changed, &self->changed_fd);
     if (!self->have_cancel_fd || !self->have_changed_fd)
         return GST_FLOW_ERROR;
+    /* After the sockets: the queue of media relayed over TCP/TLS (or an
+     * entry poll ignores). */
+    fds[n].fd = self->media_fd;
+    fds[n].events = G_IO_IN;
+    fds[n++].revents = 0;
     fds[n] = self->cancel_fd;
     fds[n++].revents = 0;
     fds[n] = self->changed_fd;
@@ -212,7 +224,7 @@ static GstFlowReturn wait_readable(GstIceSrc *self, GPollFD *fds, guint *n_fds)
     } while (rc < 0 && errno == EINTR);
     if (g_cancellable_is_cancelled(self->cancel))
         return GST_FLOW_FLUSHING;
-    *n_fds = n - 2;
+    *n_fds = n - 3;
     return GST_FLOW_OK;
 }
 
@@ -285,10 +297,40 @@ static guint read_batch(GstIceSrc *self, GSocket *socket, GstBuffer **out, guint
     return got;
 }
 
+/* Media the agent read from a TCP/TLS connection to a TURN server (already
+ * unwrapped, a copy per datagram: this path is not the fast one). */
+static guint read_queue(GstIceSrc *self, GstBuffer **out, guint room, GstClockTime arrival)
+{
+    guint got = 0;
+    while (got < room) {
+        GstBuffer *buf;
+        GstMapInfo map;
+        gssize n;
+        if (gst_buffer_pool_acquire_buffer(self->pool, &buf, NULL) != GST_FLOW_OK)
+            break;
+        gst_buffer_map(buf, &map, GST_MAP_WRITE);
+        n = sluice_agent_pop_media(self->agent, self->session.stream, self->session.component,
+                                   map.data, map.size);
+        gst_buffer_unmap(buf, &map);
+        if (n <= 0) {
+            gst_buffer_unref(buf);
+            if (n == 0)
+                break;
+            GST_WARNING_OBJECT(self, "datagram larger than mtu=%u dropped", self->mtu);
+            self->dropped++;
+            continue;
+        }
+        gst_buffer_resize(buf, 0, n);
+        GST_BUFFER_DTS(buf) = arrival;
+        out[got++] = buf;
+    }
+    return got;
+}
+
 static GstFlowReturn gst_ice_src_create(GstPushSrc *psrc, GstBuffer **outbuf)
 {
     GstIceSrc *self = GST_ICE_SRC(psrc);
-    GPollFD fds[MAX_SOCKETS + 2];
+    GPollFD fds[MAX_SOCKETS + 3];
     GstBuffer *got[BATCH];
     guint n_got = 0;
     GstBufferList *list;
@@ -318,6 +360,8 @@ static GstFlowReturn gst_ice_src_create(GstPushSrc *psrc, GstBuffer **outbuf)
                 n_got += read_batch(self, g_ptr_array_index(self->sockets, i), got + n_got,
                                     BATCH - n_got, arrival);
         }
+        if (fds[n_fds].revents & G_IO_IN)
+            n_got += read_queue(self, got + n_got, BATCH - n_got, arrival);
     }
     GST_OBJECT_LOCK(self);
     self->received += n_got;
@@ -383,6 +427,7 @@ static void gst_ice_src_init(GstIceSrc *self)
 {
     gst_sluice_session_init(&self->session, GST_ELEMENT(self));
     self->mtu = DEFAULT_MTU;
+    self->media_fd = -1;
     gst_base_src_set_live(GST_BASE_SRC(self), TRUE);
     gst_base_src_set_format(GST_BASE_SRC(self), GST_FORMAT_TIME);
 }

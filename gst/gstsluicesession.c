@@ -93,7 +93,13 @@ void gst_sluice_session_install_properties(GObjectClass *klass)
         klass, GST_SLUICE_PROP_TURN_SERVER,
         g_param_spec_string("turn-server", "TURN server",
                             "turn:USER:PASS@HOST[:PORT][?transport=udp|tcp] or "
-                            "turns:USER:PASS@HOST[:PORT]",
+                            "turns:USER:PASS@HOST[:PORT] (TLS)",
+                            NULL, rw));
+    g_object_class_install_property(
+        klass, GST_SLUICE_PROP_CA_FILE,
+        g_param_spec_string("ca-file", "CA file",
+                            "turns: PEM bundle to verify the TURN server with (NULL: the "
+                            "system store); the name checked is turn-server's host",
                             NULL, rw));
     g_object_class_install_property(
         klass, GST_SLUICE_PROP_RELAY_ONLY,
@@ -135,6 +141,7 @@ void gst_sluice_session_clear(GstSluiceSession *s)
     g_free(s->remote_candidates);
     g_free(s->stun_server);
     g_free(s->turn_server);
+    g_free(s->ca_file);
     g_free(s->address);
     g_weak_ref_clear(&s->self_ref);
     g_mutex_clear(&s->lock);
@@ -190,6 +197,9 @@ gboolean gst_sluice_session_set_property(GstSluiceSession *s, guint id, const GV
         break;
     case GST_SLUICE_PROP_TURN_SERVER:
         set_str(&s->turn_server, v);
+        break;
+    case GST_SLUICE_PROP_CA_FILE:
+        set_str(&s->ca_file, v);
         break;
     case GST_SLUICE_PROP_RELAY_ONLY:
         s->relay_only = g_value_get_boolean(v);
@@ -253,6 +263,9 @@ gboolean gst_sluice_session_get_property(GstSluiceSession *s, guint id, GValue *
         break;
     case GST_SLUICE_PROP_TURN_SERVER:
         g_value_set_string(v, s->turn_server);
+        break;
+    case GST_SLUICE_PROP_CA_FILE:
+        g_value_set_string(v, s->ca_file);
         break;
     case GST_SLUICE_PROP_RELAY_ONLY:
         g_value_set_boolean(v, s->relay_only);
@@ -413,7 +426,8 @@ static gboolean configure(GstSluiceSession *s, SluiceAgent *agent, gboolean crea
             }
             g_strfreev(addrs);
         }
-        g_object_set(agent, "min-port", s->min_port, "max-port", s->max_port, NULL);
+        g_object_set(agent, "min-port", s->min_port, "max-port", s->max_port, "ca-file",
+                     s->ca_file, NULL);
         if (s->stun_server && !sluice_agent_add_server(agent, s->stun_server, NULL, NULL, err))
             return FALSE;
         if (s->turn_server && !sluice_agent_add_server(agent, s->turn_server, NULL, NULL, err))

@@ -22,7 +22,7 @@ typedef struct {
     guint stream, component, n_components;
     gboolean controlling, relay_only;
     gchar *local_ufrag, *local_pwd, *remote_ufrag, *remote_pwd, *remote_candidates;
-    gchar *stun_server, *turn_server, *address;
+    gchar *stun_server, *turn_server, *ca_file, *address;
     guint min_port, max_port;
     /* While started. */
     GWeakRef self_ref;
@@ -48,6 +48,7 @@ enum {
     GST_SLUICE_PROP_ADDRESS,
     GST_SLUICE_PROP_MIN_PORT,
     GST_SLUICE_PROP_MAX_PORT,
+    GST_SLUICE_PROP_CA_FILE,
     GST_SLUICE_PROP_LAST
 };
 

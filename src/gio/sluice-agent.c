@@ -5,28 +5,22 @@
  * serialises access) and guards the tables below. It is held only around
  * core calls and non-blocking sends; signals and receive callbacks run on
  * the context thread after it is released. The media data path takes it
- * only for STUN/TURN packets and statistics, never per media packet. */
+ * only for STUN/TURN packets and statistics, never per media packet (except
+ * over TLS to a TURN server, where the core encrypts). Connections to TURN
+ * servers over TCP and TLS are in agent-stream.c. */
 #include <errno.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "gio-internal.h"
-#include "sluice-agent.h"
+#include "agent-internal.h"
 #include "sluice-gio.h"
 
 #define MAX_LOCAL_ADDRS 16
-#define MAX_SERVERS 8
 #define RECV_BATCH 32
-#define RECV_BUF 65536
-
-typedef struct {
-    GSocket *socket;
-    sluice_addr addr;
-    guint stream, component;
-    GSource *watch; /* NULL while claimed */
-} Base;
+#define RECV_BUF SLUICE_AGENT_RECV_BUF
 
 typedef struct {
     guint stream;
@@ -39,44 +33,6 @@ static void local_cand_free(gpointer p)
     g_free(lc->line);
     g_free(lc);
 }
-
-typedef struct {
-    guint stream, component;
-    gboolean claimed;
-    GCancellable *changed;
-    sluice_ice_route route;
-    gboolean route_ok;
-    GSocket *route_socket;
-    GSocketAddress *route_dest;
-    SluiceAgentRecvFunc recv_func;
-    gpointer recv_data;
-    GDestroyNotify recv_notify;
-} Component;
-
-struct _SluiceAgent {
-    GObject parent;
-
-    /* Construct-time configuration. */
-    GMainContext *ctx;
-    SluiceClock *clock;
-    guint ta_ms;
-    gboolean controlling, relay_only, ipv4, ipv6, include_loopback;
-    gchar **interfaces, **exclude_interfaces;
-    guint min_port, max_port;
-    gchar *software;
-
-    GMutex lock;
-    sluice_ice_agent *core;
-    SluiceGuard *guard;
-    SluiceTimer *timer;
-    GPtrArray *bases;      /* Base* */
-    GPtrArray *components; /* Component* */
-    GArray *local_addrs;   /* sluice_addr given by the application */
-    GArray *pending;       /* sluice_ice_event to emit on the context */
-    GPtrArray *local_cands; /* LocalCand*, as signalled (bounded by the core) */
-    gint route_gen;
-    guint8 *rbuf;          /* the context thread's receive buffer */
-};
 
 enum {
     PROP_0,
@@ -93,6 +49,7 @@ enum {
     PROP_MIN_PORT,
     PROP_MAX_PORT,
     PROP_SOFTWARE,
+    PROP_CA_FILE,
     N_PROPS
 };
 
@@ -162,7 +119,12 @@ static guint64 now_us(SluiceAgent *self)
     return sluice_timer_now(self->timer);
 }
 
-static Base *find_base_by_addr(SluiceAgent *self, const sluice_addr *a)
+guint64 sluice_agent_now(SluiceAgent *self)
+{
+    return now_us(self);
+}
+
+Base *sluice_agent_find_base(SluiceAgent *self, const sluice_addr *a)
 {
     for (guint i = 0; i < self->bases->len; i++) {
         Base *b = g_ptr_array_index(self->bases, i);
@@ -182,7 +144,7 @@ static Base *find_base_by_socket(SluiceAgent *self, GSocket *s)
     return NULL;
 }
 
-static Component *find_component(SluiceAgent *self, guint stream, guint component)
+Component *sluice_agent_find_component(SluiceAgent *self, guint stream, guint component)
 {
     for (guint i = 0; i < self->components->len; i++) {
         Component *c = g_ptr_array_index(self->components, i);
@@ -192,21 +154,24 @@ static Component *find_component(SluiceAgent *self, guint stream, guint componen
     return NULL;
 }
 
+#define find_component sluice_agent_find_component
+
 /* ------------------------------------------------------------------------ */
 /* Running the core (lock held). */
 
-static void send_transmit(SluiceAgent *self, const guint8 *buf, gsize len,
+static void send_transmit(SluiceAgent *self, guint64 now, const guint8 *buf, gsize len,
                           const sluice_transmit *meta)
 {
-    Base *b = find_base_by_addr(self, &meta->source);
+    Base *b;
     GSocketAddress *dest;
     GError *err = NULL;
-    if (!b) {
-        g_debug("no socket for source of a transmit; dropped");
+    if (meta->transport != SLUICE_TRANSPORT_UDP) {
+        sluice_link_transmit(self, now, buf, len, meta); /* agent-stream.c */
         return;
     }
-    if (meta->transport != SLUICE_TRANSPORT_UDP) {
-        g_debug("TURN over TCP/TLS is not driven yet; dropped");
+    b = sluice_agent_find_base(self, &meta->source);
+    if (!b) {
+        g_debug("no socket for source of a transmit; dropped");
         return;
     }
     dest = sluice_gio_addr_to_gsocket(&meta->destination);
@@ -221,27 +186,60 @@ static void send_transmit(SluiceAgent *self, const guint8 *buf, gsize len,
     g_object_unref(dest);
 }
 
+static void drain_transmits(SluiceAgent *self, guint64 now)
+{
+    guint8 buf[2048];
+    sluice_transmit meta;
+    int n;
+    while ((n = sluice_ice_agent_poll_transmit(self->core, now, buf, sizeof buf, &meta)) > 0)
+        send_transmit(self, now, buf, (gsize)n, &meta);
+}
+
+/* A route over TCP or TLS goes on the connection to its TURN server: the
+ * snapshot carries that connection's socket (and the connection, for
+ * sluice_agent_route_write()). */
+static gboolean route_link(SluiceAgent *self, const sluice_ice_route *r, SluiceLink **link)
+{
+    *link = NULL;
+    if (r->transport == SLUICE_TRANSPORT_UDP)
+        return TRUE;
+    *link = sluice_link_find(self, &r->base, &r->destination, r->transport);
+    return *link != NULL;
+}
+
 static void refresh_routes(SluiceAgent *self)
 {
     gboolean changed = FALSE;
     for (guint i = 0; i < self->components->len; i++) {
         Component *c = g_ptr_array_index(self->components, i);
         sluice_ice_route r;
+        SluiceLink *link = NULL;
         gboolean ok =
             sluice_ice_agent_route(self->core, (int)c->stream, c->component, &r) == 0;
-        if (ok == c->route_ok && (!ok || memcmp(&r, &c->route, sizeof r) == 0))
+        gboolean have_link = ok && route_link(self, &r, &link);
+        if (ok == c->route_ok && (!ok || (memcmp(&r, &c->route, sizeof r) == 0 &&
+                                          link == c->route_link)))
             continue;
         changed = TRUE;
         g_clear_object(&c->route_socket);
         g_clear_object(&c->route_dest);
+        g_clear_pointer(&c->route_link, sluice_link_unref);
         c->route_ok = ok;
         if (ok) {
-            Base *b = find_base_by_addr(self, &r.base);
+            Base *b = sluice_agent_find_base(self, &r.base);
             c->route = r;
-            if (b)
+            if (link) {
+                c->route_link = sluice_link_ref(link);
+                c->route_socket = g_object_ref(sluice_link_socket(link));
+            } else if (b && have_link) {
                 c->route_socket = g_object_ref(b->socket);
+            }
             c->route_dest = sluice_gio_addr_to_gsocket(&r.destination);
-            if (!b || !c->route_dest) {
+            if (!have_link) {
+                g_debug("route of stream %u component %u: its TURN connection is gone",
+                        c->stream, c->component);
+                c->route_ok = FALSE;
+            } else if (!c->route_socket || !c->route_dest) {
                 g_warning("route of stream %u component %u: no socket for its base",
                           c->stream, c->component);
                 c->route_ok = FALSE;
@@ -263,18 +261,19 @@ static gchar *format_candidate(const sluice_ice_candidate *c)
 }
 
 /* Drain transmits and events, refresh the routes, re-arm the one timer
- * (unless the timer callback itself is running: it re-arms at its end). */
-static void pump_locked(SluiceAgent *self, guint64 now, gboolean arm)
+ * (unless the timer callback itself is running: it re-arms at its end).
+ * CLOSE_STREAM is handled here, on whatever thread pumps. */
+void sluice_agent_pump_locked(SluiceAgent *self, guint64 now, gboolean arm)
 {
-    guint8 buf[2048];
-    sluice_transmit meta;
     sluice_ice_event ev;
-    int n;
-    gboolean events = FALSE;
 
-    while ((n = sluice_ice_agent_poll_transmit(self->core, now, buf, sizeof buf, &meta)) > 0)
-        send_transmit(self, buf, (gsize)n, &meta);
+    drain_transmits(self, now);
     while (sluice_ice_agent_poll_event(self->core, &ev)) {
+        if (ev.type == SLUICE_ICE_EVENT_CLOSE_STREAM) {
+            /* The core is done with this connection (ice.h): no signal. */
+            sluice_link_close_stream(self, &ev);
+            continue;
+        }
         if (ev.type == SLUICE_ICE_EVENT_LOCAL_CANDIDATE) {
             LocalCand *lc = g_new0(LocalCand, 1);
             lc->stream = (guint)ev.stream;
@@ -282,10 +281,10 @@ static void pump_locked(SluiceAgent *self, guint64 now, gboolean arm)
             g_ptr_array_add(self->local_cands, lc);
         }
         g_array_append_val(self->pending, ev);
-        events = TRUE;
     }
-    if (events)
-        refresh_routes(self);
+    /* Also without events: a channel bound or a connection replaced changes
+     * a route quietly. */
+    refresh_routes(self);
     if (arm)
         sluice_timer_set(self->timer,
                          self->pending->len ? 0 : sluice_ice_agent_next_timeout(self->core));
@@ -335,7 +334,7 @@ static void emit_event(SluiceAgent *self, const sluice_ice_event *ev)
         g_signal_emit(self, signals[SIG_NEW_REMOTE_CANDIDATE], 0, (guint)ev->stream,
                       (guint)ev->candidate.component, a);
         break;
-    default: /* driver-level events, handled in pump_locked() */
+    default: /* driver-level events, handled in sluice_agent_pump_locked() */
         break;
     }
     g_free(a);
@@ -353,7 +352,7 @@ static void on_timer(gpointer obj, guint64 now)
     g_mutex_lock(&self->lock);
     if (now >= sluice_ice_agent_next_timeout(self->core))
         sluice_ice_agent_handle_timeout(self->core, now);
-    pump_locked(self, now, FALSE);
+    sluice_agent_pump_locked(self, now, FALSE);
     events = self->pending;
     self->pending = g_array_new(FALSE, FALSE, sizeof(sluice_ice_event));
     g_mutex_unlock(&self->lock);
@@ -448,6 +447,10 @@ static void component_free(gpointer p)
     }
     g_clear_object(&c->route_socket);
     g_clear_object(&c->route_dest);
+    g_clear_pointer(&c->route_link, sluice_link_unref);
+    sluice_agent_media_clear(c);
+    if (c->media_fd >= 0)
+        close(c->media_fd);
     if (c->recv_notify)
         c->recv_notify(c->recv_data);
     g_free(c);
@@ -463,6 +466,7 @@ static void sluice_agent_init(SluiceAgent *self)
     self->ipv4 = self->ipv6 = TRUE;
     self->bases = g_ptr_array_new_with_free_func(base_free);
     self->components = g_ptr_array_new_with_free_func(component_free);
+    self->links = g_ptr_array_new();
     self->local_addrs = g_array_new(FALSE, FALSE, sizeof(sluice_addr));
     self->pending = g_array_new(FALSE, FALSE, sizeof(sluice_ice_event));
     self->local_cands = g_ptr_array_new_with_free_func(local_cand_free);
@@ -500,6 +504,7 @@ static void sluice_agent_dispose(GObject *obj)
         sluice_timer_free(self->timer);
         self->timer = NULL;
     }
+    sluice_link_close_all(self);
     g_ptr_array_set_size(self->bases, 0);
     g_ptr_array_set_size(self->components, 0);
     g_mutex_unlock(&self->lock);
@@ -512,6 +517,7 @@ static void sluice_agent_finalize(GObject *obj)
     sluice_ice_agent_free(self->core);
     g_ptr_array_unref(self->bases);
     g_ptr_array_unref(self->components);
+    g_ptr_array_unref(self->links);
     g_array_unref(self->local_addrs);
     g_array_unref(self->pending);
     g_ptr_array_unref(self->local_cands);
@@ -522,6 +528,7 @@ static void sluice_agent_finalize(GObject *obj)
     g_strfreev(self->interfaces);
     g_strfreev(self->exclude_interfaces);
     g_free(self->software);
+    g_free(self->ca_file);
     g_free(self->rbuf);
     g_mutex_clear(&self->lock);
     G_OBJECT_CLASS(sluice_agent_parent_class)->finalize(obj);
@@ -583,6 +590,12 @@ static void sluice_agent_set_property(GObject *obj, guint id, const GValue *v, G
         g_free(self->software);
         self->software = g_value_dup_string(v);
         break;
+    case PROP_CA_FILE:
+        g_mutex_lock(&self->lock);
+        g_free(self->ca_file);
+        self->ca_file = g_value_dup_string(v);
+        g_mutex_unlock(&self->lock);
+        break;
     default:
         G_OBJECT_WARN_INVALID_PROPERTY_ID(obj, id, ps);
     }
@@ -633,6 +646,11 @@ static void sluice_agent_get_property(GObject *obj, guint id, GValue *v, GParamS
         break;
     case PROP_SOFTWARE:
         g_value_set_string(v, self->software);
+        break;
+    case PROP_CA_FILE:
+        g_mutex_lock(&self->lock);
+        g_value_set_string(v, self->ca_file);
+        g_mutex_unlock(&self->lock);
         break;
     default:
         G_OBJECT_WARN_INVALID_PROPERTY_ID(obj, id, ps);
@@ -687,6 +705,11 @@ static void sluice_agent_class_init(SluiceAgentClass *klass)
         "max-port", "Maximum port", "Highest local UDP port (0: any port)", 0, 65535, 0, rw);
     props[PROP_SOFTWARE] = g_param_spec_string(
         "software", "Software", "SOFTWARE attribute of outgoing requests (NULL: none)", NULL, co);
+    props[PROP_CA_FILE] = g_param_spec_string(
+        "ca-file", "CA file",
+        "PEM bundle to verify turns: (TURN over TLS) servers with, used by the servers added "
+        "after it is set (NULL: the system store)",
+        NULL, rw);
     g_object_class_install_properties(oc, N_PROPS, props);
 
     /* All signals are emitted on the agent's main context, no lock held. */
@@ -735,6 +758,8 @@ guint sluice_agent_add_stream(SluiceAgent *agent, guint n_components, GError **e
             Component *comp = g_new0(Component, 1);
             comp->stream = (guint)id;
             comp->component = c;
+            g_queue_init(&comp->media);
+            comp->media_fd = -1;
             g_ptr_array_add(agent->components, comp);
         }
     }
@@ -781,17 +806,6 @@ gboolean sluice_agent_add_server(SluiceAgent *agent, const gchar *uri, const gch
     g_return_val_if_fail(SLUICE_IS_AGENT(agent), FALSE);
     if (!sluice_gio_uri_parse(uri, &u, error))
         return FALSE;
-    if (u.turn && u.transport != SLUICE_TRANSPORT_UDP) {
-        /* The core supports TURN streams (sluice_ice_agent_handle_stream);
-         * this driver does not carry them yet: refuse now rather than let
-         * the allocation time out. */
-        g_set_error(error, SLUICE_GIO_ERROR, SLUICE_GIO_ERROR_UNSUPPORTED,
-                    "%s: TURN over TCP/TLS is not supported by the GLib ICE driver yet; use a "
-                    "turn: URI over UDP",
-                    uri);
-        sluice_gio_uri_clear(&u);
-        return FALSE;
-    }
     if (!sluice_gio_uri_resolve(&u, addrs, G_N_ELEMENTS(addrs), &n, error)) {
         sluice_gio_uri_clear(&u);
         return FALSE;
@@ -806,6 +820,18 @@ gboolean sluice_agent_add_server(SluiceAgent *agent, const gchar *uri, const gch
             ts.transport = u.transport;
             ts.username = username ? username : u.username;
             ts.password = password ? password : u.password;
+            /* turns: the name checked against the certificate (and sent
+             * as SNI when it is a name) is the URI's host as written. TCP
+             * and TLS connections are carried by agent-stream.c. */
+            ts.server_name = u.transport == SLUICE_TRANSPORT_TLS ? u.host : NULL;
+            ts.ca_file = agent->ca_file;
+            if (u.transport == SLUICE_TRANSPORT_TLS && agent->ca_file &&
+                !g_file_test(agent->ca_file, G_FILE_TEST_IS_REGULAR)) {
+                g_set_error(error, SLUICE_GIO_ERROR, SLUICE_GIO_ERROR_INVALID,
+                            "ca-file '%s' is not a readable file", agent->ca_file);
+                ok = FALSE;
+                break;
+            }
             if (!ts.username || !ts.password) {
                 g_set_error(error, SLUICE_GIO_ERROR, SLUICE_GIO_ERROR_INVALID,
                             "TURN server %s needs a username and a password", uri);
@@ -1006,7 +1032,7 @@ gboolean sluice_agent_gather(SluiceAgent *agent, guint stream, GError **error)
     }
     if (rc == 0)
         rc = sluice_ice_agent_gather(agent->core, now);
-    pump_locked(agent, now, TRUE);
+    sluice_agent_pump_locked(agent, now, TRUE);
     g_mutex_unlock(&agent->lock);
     g_ptr_array_unref(made);
     if (rc < 0)
@@ -1044,7 +1070,7 @@ gboolean sluice_agent_get_local_credentials(SluiceAgent *agent, guint stream, gc
         guint64 now = now_us(agent);                                                           \
         (void)now;                                                                             \
         rc_ = (expr);                                                                          \
-        pump_locked((agent), now_us(agent), TRUE);                                                   \
+        sluice_agent_pump_locked((agent), now_us(agent), TRUE);                                \
         g_mutex_unlock(&(agent)->lock);                                                        \
         rc_;                                                                                   \
     })
@@ -1238,6 +1264,7 @@ gboolean sluice_agent_get_route(SluiceAgent *agent, guint stream, guint componen
     if (c && c->route_ok) {
         out->socket = g_object_ref(c->route_socket);
         out->dest = g_object_ref(c->route_dest);
+        out->link = c->route_link ? sluice_link_ref(c->route_link) : NULL;
         out->route = c->route;
         ok = TRUE;
     }
@@ -1249,6 +1276,7 @@ void sluice_agent_route_clear(SluiceAgentRoute *r)
 {
     g_clear_object(&r->socket);
     g_clear_object(&r->dest);
+    g_clear_pointer(&r->link, sluice_link_unref);
     memset(&r->route, 0, sizeof r->route);
 }
 
@@ -1264,15 +1292,40 @@ void sluice_agent_count_sent(SluiceAgent *agent, guint stream, guint component, 
 gssize sluice_agent_send_framed(SluiceAgent *agent, guint stream, guint component,
                                 const guint8 *data, gsize len, GError **error)
 {
-    guint8 out[2048];
+    /* Room for a Send indication's attributes or a TLS record's overhead;
+     * TLS output beyond it comes from poll_transmit (pumped below). */
+    guint8 stack[2048], *out = stack;
+    gsize cap = sizeof stack;
     sluice_transmit meta;
+    Component *c;
+    guint64 now;
     int n;
+    if (len + 256 > cap) {
+        cap = len + 256;
+        out = g_malloc(cap);
+    }
     g_mutex_lock(&agent->lock);
-    n = sluice_ice_agent_send(agent->core, now_us(agent), (int)stream, component, data, len, out,
-                              sizeof out, &meta);
+    now = now_us(agent);
+    c = find_component(agent, stream, component);
+    if (c && c->route_ok && c->route_link && !sluice_link_media_room(c->route_link)) {
+        /* TCP/TLS: media waits for the connection rather than growing its
+         * backlog until the connection (and the allocation) is dropped. */
+        g_mutex_unlock(&agent->lock);
+        if (out != stack)
+            g_free(out);
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK,
+                    "the connection to the TURN server is backed up");
+        return -1;
+    }
+    n = sluice_ice_agent_send(agent->core, now, (int)stream, component, data, len, out, cap,
+                              &meta);
     if (n > 0)
-        send_transmit(agent, out, (gsize)n, &meta);
+        send_transmit(agent, now, out, (gsize)n, &meta);
+    if (n >= 0 && c && c->route_link)
+        sluice_agent_pump_locked(agent, now, TRUE); /* TLS records left over, link failures */
     g_mutex_unlock(&agent->lock);
+    if (out != stack)
+        g_free(out);
     if (n < 0) {
         g_set_error(error, SLUICE_GIO_ERROR,
                     n == SLUICE_ERR_STATE ? SLUICE_GIO_ERROR_STATE : SLUICE_GIO_ERROR_FAILED,
@@ -1313,6 +1366,7 @@ GPtrArray *sluice_agent_claim_component(SluiceAgent *agent, guint stream, guint 
     if (c) {
         out = g_ptr_array_new_with_free_func(g_object_unref);
         c->claimed = TRUE;
+        sluice_agent_media_claim(c);
         if (c->changed)
             g_object_unref(c->changed);
         c->changed = g_cancellable_new();
@@ -1338,6 +1392,7 @@ void sluice_agent_release_component(SluiceAgent *agent, guint stream, guint comp
     c = find_component(agent, stream, component);
     if (c && c->claimed) {
         c->claimed = FALSE;
+        sluice_agent_media_clear(c);
         if (c->changed) {
             g_cancellable_cancel(c->changed);
             g_clear_object(&c->changed);
@@ -1361,7 +1416,7 @@ gint sluice_agent_receive_native(SluiceAgent *agent, GSocket *socket, const slui
     if (b) {
         guint64 now = now_us(agent);
         rc = sluice_ice_agent_handle_datagram(agent->core, now, &b->addr, from, data, len, media);
-        pump_locked(agent, now, TRUE);
+        sluice_agent_pump_locked(agent, now, TRUE);
     }
     g_mutex_unlock(&agent->lock);
     return rc == 1 ? 1 : 0;

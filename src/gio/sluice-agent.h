@@ -26,7 +26,7 @@ GType sluice_agent_state_get_type(void);
  * docs/elements.md): "main-context" and "clock" (construct-only),
  * "controlling", "ta" (ms), "relay-only", "interfaces",
  * "exclude-interfaces", "ipv4", "ipv6", "include-loopback", "min-port",
- * "max-port", "software". */
+ * "max-port", "software", "ca-file" (turns: servers). */
 SluiceAgent *sluice_agent_new(GMainContext *ctx);
 
 /* A stream of n_components (1..2 by default). Returns its id (>= 1) or 0
@@ -37,7 +37,12 @@ guint sluice_agent_add_stream(SluiceAgent *agent, guint n_components, GError **e
 gboolean sluice_agent_add_local_address(SluiceAgent *agent, const gchar *ip, GError **error);
 /* A server from a URI: "stun:HOST[:PORT]", "turn:HOST[:PORT][?transport=udp|tcp]",
  * "turns:HOST[:PORT]" (RFC 7064, RFC 7065); "user:pass@" in the URI is
- * accepted when username/password are NULL. Resolves names (blocking). */
+ * accepted when username/password are NULL. Resolves names (blocking).
+ * TURN over TCP and TLS: the agent connects from each local address to the
+ * server (non-blocking, on its context; at most 16 connections per agent)
+ * and runs TLS itself. A turns: server's certificate is verified against
+ * "ca-file" as set when the server is added (or the system store), for
+ * the URI's host as written. */
 gboolean sluice_agent_add_server(SluiceAgent *agent, const gchar *uri, const gchar *username,
                                  const gchar *password, GError **error);
 /* Bind the stream's sockets (one per local address and component) and
@@ -88,19 +93,27 @@ void sluice_agent_set_recv_func(SluiceAgent *agent, guint stream, guint componen
                                 GDestroyNotify notify);
 /* Send one datagram on the component's selected pair (any thread). Returns
  * the bytes sent, or -1 with error: SLUICE_GIO_ERROR_STATE when there is no
- * selected pair or consent is lost (RFC 7675 §5.1). */
+ * selected pair or consent is lost (RFC 7675 §5.1); G_IO_ERROR_WOULD_BLOCK
+ * when the route goes over a TCP/TLS connection to a TURN server whose
+ * backlog is full (the datagram was not sent: wait, or drop it). */
 gssize sluice_agent_send(SluiceAgent *agent, guint stream, guint component, const guint8 *data,
                          gsize len, GError **error);
 
 /* ------------------------------------------------------------------------ */
 /* The data path, for icesink/icesrc: no main loop, no lock on the hot path. */
 
-/* A snapshot of a component's route. Owns its references. */
+/* A snapshot of a component's route. Owns its references. When
+ * route.transport is TCP or TLS (relayed through a TURN server over TCP or
+ * TLS), socket is the connection to the server, which the agent shares:
+ * write it only through sluice_agent_route_write() (TCP with framing
+ * CHANNEL) or sluice_agent_send_framed() (framing SEND, always over TLS);
+ * it is good for waiting for G_IO_OUT. */
 typedef struct {
-    GSocket *socket;       /* the base to send from */
+    GSocket *socket;       /* the base to send from, or the TCP connection */
     GSocketAddress *dest;  /* the remote candidate, or the TURN server */
     sluice_ice_route route;
     guint generation;      /* sluice_agent_route_generation() when taken */
+    gpointer link;         /* TCP/TLS: the connection (opaque, a reference) */
 } SluiceAgentRoute;
 
 /* Bumped (atomically) whenever any route changes: a sender compares it
@@ -118,6 +131,17 @@ void sluice_agent_count_sent(SluiceAgent *agent, guint stream, guint component, 
  * and send it. Same result as sluice_agent_send(). */
 gssize sluice_agent_send_framed(SluiceAgent *agent, guint stream, guint component,
                                 const guint8 *data, gsize len, GError **error);
+/* Write one datagram on a TCP route (route.transport TCP, framing CHANNEL):
+ * the vectors hold the ChannelData header, the payload and the padding to
+ * 4 bytes (RFC 8656 §12.5). It goes on the connection whole, after
+ * anything the agent queued there, from any thread, without the agent
+ * lock (the connection has its own). Returns TRUE when written or queued;
+ * FALSE with G_IO_ERROR_WOULD_BLOCK when the connection's backlog is full
+ * (nothing written: wait for G_IO_OUT on r->socket and try again), or
+ * G_IO_ERROR_CONNECTION_CLOSED once the connection failed or closed (the
+ * route changes with it). */
+gboolean sluice_agent_route_write(SluiceAgentRoute *r, const GOutputVector *vectors,
+                                  guint n_vectors, GError **error);
 
 /* Take over reading a component's sockets: the agent stops watching them on
  * its context and the caller reads them (in batches, from its streaming
@@ -127,6 +151,19 @@ gssize sluice_agent_send_framed(SluiceAgent *agent, guint stream, guint componen
 GPtrArray *sluice_agent_claim_component(SluiceAgent *agent, guint stream, guint component,
                                         GCancellable **changed);
 void sluice_agent_release_component(SluiceAgent *agent, guint stream, guint component);
+/* Media relayed over TCP/TLS connections to TURN servers is read by the
+ * agent on its context (the stream needs the core: framing, TLS). For a
+ * claimed component it waits in a queue (256 datagrams or 1 MiB; beyond,
+ * new media is dropped) for the claimer: poll the descriptor this returns
+ * (readable while media waits; valid while the agent lives; -1 when the
+ * component is not claimed) and take the datagrams with
+ * sluice_agent_pop_media(). Released components get it through the
+ * receive function instead. */
+gint sluice_agent_get_media_fd(SluiceAgent *agent, guint stream, guint component);
+/* The oldest waiting datagram, copied into buf. Returns its length, 0 when
+ * none waits, -1 when it was longer than cap (dropped). Any thread. */
+gssize sluice_agent_pop_media(SluiceAgent *agent, guint stream, guint component, guint8 *buf,
+                              gsize cap);
 /* A datagram the claimer read that is not plain media from the selected
  * remote (STUN, TURN, or media from another candidate). Returns 1 with
  * *media pointing into data when it is media to deliver, 0 when consumed
