@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
@@ -25,6 +26,8 @@
 /* Keeps every length representable in the int returns. */
 #define MAX_MAX_BUFFERED (INT_MAX / 2)
 #define HELD_MIN_CAP 4096u
+/* Idle memory BIO buffers above this (both together) are given back. */
+#define TRIM_THRESHOLD 1024u
 
 struct sluice_tls_server_ctx {
     SSL_CTX *ctx;
@@ -743,4 +746,30 @@ int sluice_tls_verify_peer_chain(const sluice_tls *t, uint64_t unix_time_s, char
     X509_STORE_CTX_free(x);
     ERR_clear_error();
     return r;
+}
+
+void sluice_tls_trim(sluice_tls *t)
+{
+    BUF_MEM *rm = NULL, *wm = NULL;
+    BIO *r, *w;
+
+    if (!t || BIO_ctrl_pending(t->rbio) || BIO_ctrl_pending(t->wbio))
+        return;
+    BIO_get_mem_ptr(t->rbio, &rm);
+    BIO_get_mem_ptr(t->wbio, &wm);
+    if ((rm ? rm->max : 0) + (wm ? wm->max : 0) <= TRIM_THRESHOLD)
+        return;
+    r = BIO_new(BIO_s_mem());
+    w = BIO_new(BIO_s_mem());
+    if (!r || !w) {
+        BIO_free(r);
+        BIO_free(w);
+        ERR_clear_error();
+        return;
+    }
+    BIO_set_mem_eof_return(r, -1);
+    BIO_set_mem_eof_return(w, -1);
+    SSL_set_bio(t->ssl, r, w); /* frees the old pair */
+    t->rbio = r;
+    t->wbio = w;
 }

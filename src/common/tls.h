@@ -149,6 +149,12 @@ void sluice_tls_close(sluice_tls *t);
  * false. */
 int sluice_tls_peer_fingerprint(const sluice_tls *t, uint8_t out[32]);
 
+/* An idle session (nothing pending either way) gives back the buffers its
+ * memory BIOs grew to (the handshake's flights, the largest burst): for
+ * servers holding thousands of quiet connections. Cheap when there is
+ * nothing to give back. */
+void sluice_tls_trim(sluice_tls *t);
+
 /* The peer certificate's validity period (notBefore, notAfter) in unix
  * seconds, once the handshake has completed. Returns 0, SLUICE_ERR_NOT_FOUND
  * (no handshake yet, a failed session, no certificate) or

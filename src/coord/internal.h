@@ -17,6 +17,10 @@ static inline bool coord_credit_due(uint64_t pending, uint64_t window, uint64_t 
     return pending > 0 && (pending > slack || pending >= window / 4);
 }
 
+/* A server that only takes plaintext connections (no certificate files;
+ * cert_file/key_file/client_ca_file are ignored): for tests and fuzzing. */
+sluice_coord_server *coord_server_new_plaintext(const sluice_coord_server_config *cfg, int *err);
+
 /* A server connection without TLS: handle_stream takes plaintext frames
  * and poll_transmit gives plaintext frames. The client is taken to have
  * authenticated with a certificate valid for any name, with fingerprint fp

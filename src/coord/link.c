@@ -69,8 +69,20 @@ static void pop(coord_link *l)
 
 void coord_link_discard(coord_link *l)
 {
-    /* The head may be half out already: what remains of it is dropped too,
-     * which only ever happens on a connection that is ending. */
+    /* A frame already partly out stays, or the peer would read the frames
+     * after it (the ERROR that explains the end) as the rest of it. */
+    coord_qent *keep = l->head && l->head_off ? l->head : NULL;
+
+    if (keep) {
+        while (keep->next) {
+            coord_qent *e = keep->next;
+            keep->next = e->next;
+            if (l->tail == e)
+                l->tail = keep;
+            gone(l, e);
+        }
+        return;
+    }
     while (l->head)
         pop(l);
 }
@@ -95,7 +107,8 @@ void coord_link_discard_stream(coord_link *l, uint32_t stream)
 
 void coord_link_free(coord_link *l)
 {
-    coord_link_discard(l);
+    while (l->head)
+        pop(l);
     sluice_xfree(l->alloc, l->rx);
     l->rx = NULL;
     sluice_tls_free(l->tls);
@@ -220,6 +233,7 @@ int coord_link_take(coord_link *l, uint8_t *buf, size_t cap, uint8_t *scratch)
             n += (size_t)r;
         }
         flush(l, scratch);
+        sluice_tls_trim(l->tls);
     }
     l->tls_out += n;
     return (int)n;

@@ -88,7 +88,8 @@ int coord_link_input(coord_link *l, const uint8_t *data, size_t len, uint8_t *sc
  * SLUICE_ERR_NOMEM. */
 int coord_link_push(coord_link *l, uint8_t type, uint32_t stream, const void *payload,
                     size_t len, coord_blob *blob, uint32_t acct);
-/* Drop every queued frame (a dying connection). */
+/* Drop every queued frame (a dying connection) except one partly sent
+ * already, which goes out whole. */
 void coord_link_discard(coord_link *l);
 /* Drop the queued frames of one stream that have not started to go out
  * (a reset stream). */

@@ -169,6 +169,16 @@ sluice_coord_server *sluice_coord_server_new(const sluice_coord_server_config *c
     return server_new(cfg, false, err);
 }
 
+sluice_coord_server *coord_server_new_plaintext(const sluice_coord_server_config *cfg, int *err)
+{
+    if (!cfg) {
+        if (err)
+            *err = SLUICE_ERR_INVALID;
+        return NULL;
+    }
+    return server_new(cfg, true, err);
+}
+
 static void conn_free(sluice_coord_server *s, sconn *c)
 {
     const sluice_allocator *a = &s->cfg.alloc;
