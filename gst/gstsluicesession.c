@@ -13,6 +13,8 @@ static GHashTable *registry;
 
 /* The stream a session's agent was set up with (set on the agent). */
 #define STREAM_KEY "gst-sluice-session-stream"
+/* Sessions using an agent they created (under registry_lock). */
+#define USERS_KEY "gst-sluice-session-users"
 
 static void registry_forget(gpointer name, GObject *gone)
 {
@@ -489,6 +491,12 @@ SluiceAgent *gst_sluice_session_start(GstSluiceSession *s)
         g_clear_object(&s->agent);
         s->agent = g_object_ref(agent);
     }
+    if (!s->agent_from_app) {
+        g_mutex_lock(&registry_lock);
+        guint users = GPOINTER_TO_UINT(g_object_get_data(G_OBJECT(agent), USERS_KEY));
+        g_object_set_data(G_OBJECT(agent), USERS_KEY, GUINT_TO_POINTER(users + 1));
+        g_mutex_unlock(&registry_lock);
+    }
     g_weak_ref_set(&s->self_ref, s->element);
     s->posted_consent_error = FALSE;
     s->handlers[0] = g_signal_connect(agent, "state-changed", G_CALLBACK(on_state), s);
@@ -509,11 +517,19 @@ SluiceAgent *gst_sluice_session_start(GstSluiceSession *s)
     return agent;
 }
 
+static gboolean is_agent(gpointer key, gpointer value, gpointer agent)
+{
+    (void)key;
+    return value == agent;
+}
+
 void gst_sluice_session_stop(GstSluiceSession *s)
 {
     SluiceAgent *agent;
+    gboolean from_app;
     g_mutex_lock(&s->lock);
     agent = s->agent ? g_object_ref(s->agent) : NULL;
+    from_app = s->agent_from_app;
     g_weak_ref_set(&s->self_ref, NULL);
     if (!s->agent_from_app)
         g_clear_object(&s->agent);
@@ -524,6 +540,26 @@ void gst_sluice_session_stop(GstSluiceSession *s)
         if (s->handlers[i])
             g_signal_handler_disconnect(agent, s->handlers[i]);
         s->handlers[i] = 0;
+    }
+    /* The last element of a session closes the agent it created: its ports
+     * are free when the state change returns, even while a callback on the
+     * agent's context still holds a reference for a moment. */
+    if (!from_app) {
+        guint users;
+        g_mutex_lock(&registry_lock);
+        users = GPOINTER_TO_UINT(g_object_get_data(G_OBJECT(agent), USERS_KEY));
+        users = users ? users - 1 : 0;
+        g_object_set_data(G_OBJECT(agent), USERS_KEY, GUINT_TO_POINTER(users));
+        if (users == 0 && registry) {
+            /* A closed agent is never handed out again. */
+            g_hash_table_foreach_remove(registry, is_agent, agent);
+            g_object_set_data(G_OBJECT(agent), STREAM_KEY, NULL);
+        }
+        g_mutex_unlock(&registry_lock);
+        GST_DEBUG_OBJECT(s->element, "session agent %p: %u users left%s", agent, users,
+                         users ? "" : ", closing it");
+        if (users == 0)
+            sluice_agent_close(agent);
     }
     g_object_unref(agent);
 }

@@ -494,9 +494,61 @@ static void sluice_agent_constructed(GObject *obj)
     self->rbuf = g_malloc(RECV_BUF);
 }
 
-static void sluice_agent_dispose(GObject *obj)
+/* A thread iterating ctx may be inside poll() with our closed sockets in
+ * its set; Linux keeps a socket (and its port) alive until that poll()
+ * returns. Wait until the context has run once more: destroying the
+ * sources woke it, so this is short. Nothing to wait for when nobody
+ * iterates ctx, or when we are that thread. */
+typedef struct {
+    gint ref;
+    GMutex lock;
+    GCond cond;
+    gboolean done;
+} ContextPing;
+
+static void ping_unref(ContextPing *p)
 {
-    SluiceAgent *self = SLUICE_AGENT(obj);
+    if (g_atomic_int_dec_and_test(&p->ref)) {
+        g_mutex_clear(&p->lock);
+        g_cond_clear(&p->cond);
+        g_free(p);
+    }
+}
+
+static gboolean ping_run(gpointer data)
+{
+    ContextPing *p = data;
+    g_mutex_lock(&p->lock);
+    p->done = TRUE;
+    g_cond_signal(&p->cond);
+    g_mutex_unlock(&p->lock);
+    return G_SOURCE_REMOVE;
+}
+
+static void wait_context_pass(GMainContext *ctx)
+{
+    if (!ctx || g_main_context_is_owner(ctx))
+        return;
+    if (g_main_context_acquire(ctx)) {
+        g_main_context_release(ctx);
+        return;
+    }
+    ContextPing *p = g_new0(ContextPing, 1);
+    p->ref = 2;
+    g_mutex_init(&p->lock);
+    g_cond_init(&p->cond);
+    g_main_context_invoke_full(ctx, G_PRIORITY_HIGH, ping_run, p, (GDestroyNotify)ping_unref);
+    gint64 until = g_get_monotonic_time() + G_TIME_SPAN_SECOND;
+    g_mutex_lock(&p->lock);
+    while (!p->done && g_cond_wait_until(&p->cond, &p->lock, until))
+        ;
+    g_mutex_unlock(&p->lock);
+    ping_unref(p);
+}
+
+void sluice_agent_close(SluiceAgent *self)
+{
+    g_return_if_fail(SLUICE_IS_AGENT(self));
     /* Waits for a running callback; later ones do nothing. */
     sluice_guard_close(self->guard);
     g_mutex_lock(&self->lock);
@@ -508,6 +560,12 @@ static void sluice_agent_dispose(GObject *obj)
     g_ptr_array_set_size(self->bases, 0);
     g_ptr_array_set_size(self->components, 0);
     g_mutex_unlock(&self->lock);
+    wait_context_pass(self->ctx);
+}
+
+static void sluice_agent_dispose(GObject *obj)
+{
+    sluice_agent_close(SLUICE_AGENT(obj));
     G_OBJECT_CLASS(sluice_agent_parent_class)->dispose(obj);
 }
 

@@ -28,6 +28,12 @@ GType sluice_agent_state_get_type(void);
  * "exclude-interfaces", "ipv4", "ipv6", "include-loopback", "min-port",
  * "max-port", "software", "ca-file" (turns: servers). */
 SluiceAgent *sluice_agent_new(GMainContext *ctx);
+/* Stop now, whoever still holds a reference: the timer, every socket and
+ * TURN connection are closed before this returns (waiting for a callback
+ * running on the context). Signals and callbacks stop; sends fail. What
+ * dispose does, for owners that need the ports back at once (a pipeline
+ * going to NULL and straight back to PLAYING on fixed ports). Idempotent. */
+void sluice_agent_close(SluiceAgent *agent);
 
 /* A stream of n_components (1..2 by default). Returns its id (>= 1) or 0
  * with error set. */
