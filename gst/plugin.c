@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: MIT */
-/* The GStreamer plugin "sluice": registers icesrc, icesink and turnclient. */
+/* The GStreamer plugin "sluice": registers icesrc, icesink and turnclient,
+ * and GstSluiceWebRTCICE (webrtcbin's ICE agent) as a dynamic type. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
 #include <gst/gst.h>
 
 #include "gstsluiceelements.h"
+#ifdef HAVE_GST_WEBRTC
+#include "sluice-webrtc-ice.h"
+#endif
 
 static gboolean plugin_init(GstPlugin *plugin)
 {
@@ -14,6 +18,14 @@ static gboolean plugin_init(GstPlugin *plugin)
     ok &= GST_ELEMENT_REGISTER(icesrc, plugin);
     ok &= GST_ELEMENT_REGISTER(icesink, plugin);
     ok &= GST_ELEMENT_REGISTER(turnclient, plugin);
+#ifdef HAVE_GST_WEBRTC
+    /* Loading the plugin registers the GType, so that it can be created by
+     * name (g_type_from_name, GObject.new in bindings); the registry also
+     * lists it as a dynamic type feature, so that
+     * gst_dynamic_type_factory_load ("GstSluiceWebRTCICE") loads the plugin
+     * when needed. */
+    ok &= gst_dynamic_type_register(plugin, GST_TYPE_SLUICE_WEBRTC_ICE);
+#endif
     return ok;
 }
 
