@@ -13,6 +13,7 @@
 #include <gio/gio.h>
 #include <gst/check/gstcheck.h>
 #include <gst/gst.h>
+#include <gst/sdp/sdp.h>
 #include <gst/webrtc/webrtc.h>
 
 #include "sluice-webrtc-ice.h"
@@ -49,10 +50,12 @@ typedef struct {
     gboolean two_way;     /* both peers send video and use the channel */
     guint videos;         /* video streams each way */
     gboolean data;        /* a data channel */
-    gchar *offer_sdp;     /* aiortc: the complete offer */
     GSubprocess *py;      /* aiortc */
     GDataInputStream *py_out;
+    GCancellable *py_cancel;
+    gboolean py_offered, py_exited;
     gint py_frames, py_messages;
+    gint64 t_py_ice;      /* aiortc's ICE "completed", µs after the answer */
 } Call;
 
 static const gchar *SENDER =
@@ -314,6 +317,145 @@ static gboolean create_offer(gpointer data)
 }
 
 /* ------------------------------------------------------------------------ */
+/* aiortc over a pipe (tests/gst/aiortc_peer.py) */
+
+static void py_send(Call *c, const gchar *kind, const gchar *text)
+{
+    GOutputStream *in = g_subprocess_get_stdin_pipe(c->py);
+    gchar *b64 = g_base64_encode((const guchar *)text, strlen(text));
+    gchar *line = g_strdup_printf("%s %s\n", kind, b64);
+    GError *err = NULL;
+    fail_unless(g_output_stream_write_all(in, line, strlen(line), NULL, NULL, &err), "%s",
+                err ? err->message : "?");
+    fail_unless(g_output_stream_flush(in, NULL, NULL));
+    g_free(line);
+    g_free(b64);
+}
+
+static void py_read_next(Call *c);
+
+static void py_line(GObject *src, GAsyncResult *res, gpointer data)
+{
+    Call *c = data;
+    GError *err = NULL;
+    gchar *line = g_data_input_stream_read_line_finish(G_DATA_INPUT_STREAM(src), res, NULL, &err);
+    if (!line) {
+        if (!g_error_matches(err, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+            c->py_exited = TRUE;
+        g_clear_error(&err);
+        return;
+    }
+    if (g_str_has_prefix(line, "answer ")) {
+        gsize n = 0;
+        guchar *sdp_text = g_base64_decode(line + 7, &n);
+        gchar *text = g_strndup((const gchar *)sdp_text, n);
+        GstSDPMessage *sdp = NULL;
+        GstWebRTCSessionDescription *answer;
+        fail_unless_equals_int(gst_sdp_message_new_from_text(text, &sdp), GST_SDP_OK);
+        answer = gst_webrtc_session_description_new(GST_WEBRTC_SDP_TYPE_ANSWER, sdp);
+        g_mutex_lock(&c->lock);
+        c->t_answer = now_us();
+        g_mutex_unlock(&c->lock);
+        set_description(c->p[0].webrtc, "set-remote-description", answer);
+        gst_webrtc_session_description_free(answer);
+        g_free(text);
+        g_free(sdp_text);
+    } else if (g_str_has_prefix(line, "frames ")) {
+        g_atomic_int_set(&c->py_frames, atoi(line + 7));
+    } else if (g_str_has_prefix(line, "message ")) {
+        g_atomic_int_inc(&c->py_messages);
+    } else if (g_str_equal(line, "ice completed") && c->t_py_ice < 0) {
+        c->t_py_ice = since_answer(c);
+    } else if (g_str_has_prefix(line, "error")) {
+        g_printerr("aiortc: %s\n", line);
+        c->failed = TRUE;
+    }
+    g_free(line);
+    py_read_next(c);
+}
+
+static void py_read_next(Call *c)
+{
+    g_data_input_stream_read_line_async(c->py_out, G_PRIORITY_DEFAULT, c->py_cancel, py_line, c);
+}
+
+/* The offer goes once gathering is complete (aiortc takes no trickle). */
+static void aiortc_tick(Call *c)
+{
+    GstWebRTCICEGatheringState g;
+    g_object_get(c->p[0].webrtc, "ice-gathering-state", &g, NULL);
+    if (!c->py_offered && g == GST_WEBRTC_ICE_GATHERING_STATE_COMPLETE) {
+        GstWebRTCSessionDescription *d = NULL;
+        gchar *text;
+        g_object_get(c->p[0].webrtc, "local-description", &d, NULL);
+        if (!d)
+            return;
+        text = gst_sdp_message_as_text(d->sdp);
+        py_send(c, "offer", text);
+        g_free(text);
+        gst_webrtc_session_description_free(d);
+        c->py_offered = TRUE;
+    }
+    if (c->py_exited) {
+        g_printerr("aiortc exited early\n");
+        c->failed = TRUE;
+    }
+    if (g_atomic_int_get(&c->py_frames) >= FRAMES &&
+        g_atomic_int_get(&c->py_messages) >= MESSAGES &&
+        g_atomic_int_get(&c->p[0].messages) >= MESSAGES)
+        g_main_loop_quit(c->loop);
+}
+
+static void py_start(Call *c)
+{
+    const gchar *script = g_getenv("SLUICE_AIORTC_PEER");
+    GError *err = NULL;
+    fail_unless(script != NULL, "SLUICE_AIORTC_PEER is not set");
+    c->py = g_subprocess_new(G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE, &err,
+                             "/usr/bin/python3", script, NULL);
+    fail_unless(c->py != NULL, "%s", err ? err->message : "?");
+    c->py_out = g_data_input_stream_new(g_subprocess_get_stdout_pipe(c->py));
+    c->py_cancel = g_cancellable_new();
+    c->t_py_ice = -1;
+    py_read_next(c);
+}
+
+static gboolean py_wait_deadline(gpointer data)
+{
+    g_main_loop_quit(data);
+    return G_SOURCE_REMOVE;
+}
+
+static void py_waited(GObject *src, GAsyncResult *res, gpointer data)
+{
+    (void)src;
+    (void)res;
+    g_main_loop_quit(data);
+}
+
+/* Close its stdin and give it 5 s to close its peer connection and exit. */
+static void py_stop(Call *c)
+{
+    GMainLoop *loop = g_main_loop_new(NULL, FALSE);
+    guint d;
+    g_cancellable_cancel(c->py_cancel);
+    g_output_stream_close(g_subprocess_get_stdin_pipe(c->py), NULL, NULL);
+    g_subprocess_wait_async(c->py, NULL, py_waited, loop);
+    d = g_timeout_add_seconds(5, py_wait_deadline, loop);
+    g_main_loop_run(loop);
+    if (!g_subprocess_get_if_exited(c->py) && !g_subprocess_get_if_signaled(c->py)) {
+        g_subprocess_force_exit(c->py);
+        g_subprocess_wait(c->py, NULL, NULL);
+    } else {
+        g_source_remove(d);
+    }
+    g_main_loop_unref(loop);
+    g_clear_object(&c->py_out);
+    g_clear_object(&c->py_cancel);
+    g_clear_object(&c->py);
+}
+
+/* ------------------------------------------------------------------------ */
 /* The main loop: one 20 ms tick drives everything, with a deadline. */
 
 static gboolean two_way_done(Call *c)
@@ -340,7 +482,7 @@ static gboolean tick(gpointer data)
     g_mutex_unlock(&c->lock);
     if (need)
         create_offer(c);
-    for (int i = 0; i < 2 && c->two_way; i++) {
+    for (int i = 0; i < 2 && c->data; i++) {
         Peer *p = &c->p[i];
         GstWebRTCDataChannelState st = 0;
         if (!p->channel)
@@ -354,8 +496,8 @@ static gboolean tick(gpointer data)
     }
     if (c->two_way && two_way_done(c))
         g_main_loop_quit(c->loop);
-    if (!c->two_way && g_atomic_int_get(&c->py_frames) >= FRAMES)
-        g_main_loop_quit(c->loop);
+    if (!c->two_way && c->py)
+        aiortc_tick(c);
     if (c->failed)
         g_main_loop_quit(c->loop);
     return G_SOURCE_CONTINUE;
@@ -463,7 +605,6 @@ static void call_clear(Call *c)
         g_weak_ref_clear(&p->ice_weak);
     }
     g_main_loop_unref(c->loop);
-    g_free(c->offer_sdp);
     g_mutex_clear(&c->lock);
 }
 
@@ -551,6 +692,59 @@ GST_START_TEST(test_unbundled_sluice_answers)
 }
 GST_END_TEST
 
+/* aiortc answers an offer (bundled video and a data channel): frames must
+ * arrive at aiortc, messages both ways. */
+static void aiortc_call(Backend offerer)
+{
+    Call c;
+    GstWebRTCDataChannel *ch = NULL;
+
+    call_init(&c);
+    c.videos = 1;
+    c.data = TRUE;
+    c.p[0].name = "offerer";
+    c.p[0].backend = offerer;
+    g_print("-- %s offers, aiortc answers: bundle-policy max-bundle, video to aiortc, a data "
+            "channel\n",
+            backend_name(offerer));
+    add_peer(&c, &c.p[0], "max-bundle");
+    g_signal_connect(c.p[0].webrtc, "on-negotiation-needed", G_CALLBACK(on_negotiation_needed),
+                     &c);
+    py_start(&c);
+    fail_unless(gst_element_set_state(c.pipe, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    g_signal_emit_by_name(c.p[0].webrtc, "create-data-channel", "chat", NULL, &ch);
+    fail_unless(ch != NULL);
+    watch_channel(&c.p[0], ch);
+    g_object_unref(ch);
+
+    run(&c);
+    report(&c);
+    g_print("aiortc          : ICE completed  %6.1f ms after the answer; %d frames, %d messages "
+            "received\n",
+            c.t_py_ice / 1000.0, g_atomic_int_get(&c.py_frames),
+            g_atomic_int_get(&c.py_messages));
+    fail_if(c.failed, "the call failed");
+    fail_if(c.timed_out, "not done within %d s", DEADLINE_S);
+    fail_unless(g_atomic_int_get(&c.py_frames) >= FRAMES);
+    if (offerer != BACKEND_NICE)
+        check_stats(&c.p[0]);
+    py_stop(&c);
+    call_clear(&c);
+}
+
+GST_START_TEST(test_aiortc_answers_sluice)
+{
+    aiortc_call(BACKEND_SLUICE);
+}
+GST_END_TEST
+
+/* The same with libnice, for the timing baseline. */
+GST_START_TEST(test_aiortc_answers_libnice)
+{
+    aiortc_call(BACKEND_NICE);
+}
+GST_END_TEST
+
 static Suite *webrtcbin_suite(void)
 {
     Suite *s = suite_create("sluice-webrtcbin");
@@ -563,6 +757,8 @@ static Suite *webrtcbin_suite(void)
     tcase_add_test(tc, test_libnice_both);
     tcase_add_test(tc, test_unbundled_sluice_offers);
     tcase_add_test(tc, test_unbundled_sluice_answers);
+    tcase_add_test(tc, test_aiortc_answers_sluice);
+    tcase_add_test(tc, test_aiortc_answers_libnice);
     return s;
 }
 
