@@ -50,6 +50,7 @@ typedef struct {
     gboolean two_way;     /* both peers send video and use the channel */
     guint videos;         /* video streams each way */
     gboolean data;        /* a data channel */
+    gchar *turn;          /* the offerer's TURN server: relay-only */
     GSubprocess *py;      /* aiortc */
     GDataInputStream *py_out;
     GCancellable *py_cancel;
@@ -242,6 +243,25 @@ static void add_peer(Call *c, Peer *p, const gchar *bundle)
     g_signal_connect(p->webrtc, "on-data-channel", G_CALLBACK(on_data_channel), c);
     g_signal_connect(p->webrtc, "on-ice-candidate", G_CALLBACK(on_ice_candidate), c);
     gst_util_set_object_arg(G_OBJECT(p->webrtc), "bundle-policy", bundle);
+    if (c->turn && p == &c->p[0]) {
+        /* webrtcbin's TURN settings, and the agent's CA for turns:. */
+        GstWebRTCICE *ice = NULL;
+        GObject *agent = NULL;
+        gboolean ok = FALSE;
+        g_object_set(p->webrtc, "ice-transport-policy", GST_WEBRTC_ICE_TRANSPORT_POLICY_RELAY,
+                     NULL);
+        if (strstr(c->turn, "transport=tcp")) {
+            g_signal_emit_by_name(p->webrtc, "add-turn-server", c->turn, &ok);
+            fail_unless(ok, "add-turn-server %s", c->turn);
+        } else {
+            g_object_set(p->webrtc, "turn-server", c->turn, NULL);
+        }
+        g_object_get(p->webrtc, "ice-agent", &ice, NULL);
+        g_object_get(ice, "agent", &agent, NULL);
+        g_object_set(agent, "ca-file", g_getenv("SLUICE_TEST_CA"), NULL);
+        g_object_unref(agent);
+        gst_object_unref(ice);
+    }
     for (guint i = 0; i < c->videos; i++) {
         GError *err = NULL;
         GstElement *src = gst_parse_bin_from_description(SENDER, TRUE, &err);
@@ -588,6 +608,46 @@ static void check_stats(Peer *p)
     gst_promise_unref(pr);
 }
 
+/* Every local candidate webrtcbin reports is relayed, through the server
+ * given ("url" and "relay-protocol" filled in). */
+static gboolean check_relay_candidate(GQuark field, const GValue *v, gpointer data)
+{
+    const GstStructure *st;
+    const gchar *type;
+    gint *n = data;
+    (void)field;
+    if (!GST_VALUE_HOLDS_STRUCTURE(v))
+        return TRUE;
+    st = gst_value_get_structure(v);
+    /* By id: webrtcbin 1.22 names its local candidate structures
+     * "remote-candidate" and the other way round. */
+    if (!gst_structure_has_field(st, "candidate-type") ||
+        !g_str_has_prefix(gst_structure_get_string(st, "id"), "ice-candidate-local"))
+        return TRUE;
+    fail_unless(g_str_has_prefix(gst_structure_get_string(st, "url"), "turn"),
+                "no TURN server url: %s", gst_structure_get_string(st, "url"));
+    type = gst_structure_get_string(st, "candidate-type");
+    fail_unless(g_strcmp0(type, "relay") == 0, "local candidate of type %s", type);
+    (*n)++;
+    return TRUE;
+}
+
+static void check_relayed(Peer *p)
+{
+    GstPromise *pr = gst_promise_new();
+    gint n = 0;
+    g_signal_emit_by_name(p->webrtc, "get-stats", NULL, pr);
+    fail_unless_equals_int(gst_promise_wait(pr), GST_PROMISE_RESULT_REPLIED);
+    if (g_getenv("SLUICE_TEST_STATS")) {
+        gchar *t = gst_structure_to_string(gst_promise_get_reply(pr));
+        g_print("%s\n", t);
+        g_free(t);
+    }
+    gst_structure_foreach(gst_promise_get_reply(pr), check_relay_candidate, &n);
+    fail_unless(n > 0, "no local candidate in the stats");
+    gst_promise_unref(pr);
+}
+
 static void call_clear(Call *c)
 {
     gst_element_set_state(c->pipe, GST_STATE_NULL);
@@ -605,6 +665,7 @@ static void call_clear(Call *c)
         g_weak_ref_clear(&p->ice_weak);
     }
     g_main_loop_unref(c->loop);
+    g_free(c->turn);
     g_mutex_clear(&c->lock);
 }
 
@@ -692,6 +753,100 @@ GST_START_TEST(test_unbundled_sluice_answers)
 }
 GST_END_TEST
 
+/* ------------------------------------------------------------------------ */
+/* Relay-only through sluice-relay and coturn (tests/gst/turn_servers.sh
+ * starts them and sets SLUICE_TEST_*). */
+
+static const gchar *env(const gchar *name)
+{
+    const gchar *v = g_getenv(name);
+    fail_unless(v != NULL, "%s is not set (run under turn_servers.sh)", name);
+    return v;
+}
+
+/* sluice offers relay-only (ice-transport-policy=relay) through server
+ * ("RELAY" or "COTURN") over transport ("udp", "tcp", "tls"); libnice
+ * answers with its loopback host candidate. */
+static void relayed_call(const gchar *server, const gchar *transport)
+{
+    Call c;
+    gchar *user = g_uri_escape_string(env("SLUICE_TEST_USER"), NULL, FALSE);
+    gchar *pass = g_uri_escape_string(env("SLUICE_TEST_PASSWORD"), NULL, FALSE);
+    gboolean tls = g_str_equal(transport, "tls");
+    gchar *port_env = g_strdup_printf("SLUICE_TEST_%s%s_PORT", server, tls ? "_TLS" : "");
+
+    call_init(&c);
+    c.two_way = TRUE;
+    c.videos = 1;
+    c.data = TRUE;
+    c.turn = g_strdup_printf("%s://%s:%s@127.0.0.1:%s%s", tls ? "turns" : "turn", user, pass,
+                             env(port_env),
+                             g_str_equal(transport, "tcp") ? "?transport=tcp" : "");
+    c.p[0].name = "offerer";
+    c.p[0].backend = BACKEND_SLUICE;
+    c.p[1].name = "answerer";
+    c.p[1].backend = BACKEND_NICE;
+    g_print("-- sluice offers relay-only through %s over %s, libnice answers\n",
+            g_str_equal(server, "RELAY") ? "sluice-relay" : "coturn", transport);
+    add_peer(&c, &c.p[0], "max-bundle");
+    add_peer(&c, &c.p[1], "max-bundle");
+    g_signal_connect(c.p[0].webrtc, "on-negotiation-needed", G_CALLBACK(on_negotiation_needed),
+                     &c);
+    fail_unless(gst_element_set_state(c.pipe, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    {
+        GstWebRTCDataChannel *ch = NULL;
+        g_signal_emit_by_name(c.p[0].webrtc, "create-data-channel", "chat", NULL, &ch);
+        fail_unless(ch != NULL);
+        watch_channel(&c.p[0], ch);
+        g_object_unref(ch);
+    }
+    run(&c);
+    report(&c);
+    fail_if(c.failed, "the call failed");
+    fail_if(c.timed_out, "not done within %d s", DEADLINE_S);
+    check_relayed(&c.p[0]);
+    call_clear(&c);
+    g_free(port_env);
+    g_free(user);
+    g_free(pass);
+}
+
+GST_START_TEST(test_relayed_sluice_relay_udp)
+{
+    relayed_call("RELAY", "udp");
+}
+GST_END_TEST
+
+GST_START_TEST(test_relayed_sluice_relay_tcp)
+{
+    relayed_call("RELAY", "tcp");
+}
+GST_END_TEST
+
+GST_START_TEST(test_relayed_sluice_relay_tls)
+{
+    relayed_call("RELAY", "tls");
+}
+GST_END_TEST
+
+GST_START_TEST(test_relayed_coturn_udp)
+{
+    relayed_call("COTURN", "udp");
+}
+GST_END_TEST
+
+GST_START_TEST(test_relayed_coturn_tcp)
+{
+    relayed_call("COTURN", "tcp");
+}
+GST_END_TEST
+
+GST_START_TEST(test_relayed_coturn_tls)
+{
+    relayed_call("COTURN", "tls");
+}
+GST_END_TEST
+
 /* aiortc answers an offer (bundled video and a data channel): frames must
  * arrive at aiortc, messages both ways. */
 static void aiortc_call(Backend offerer)
@@ -759,6 +914,12 @@ static Suite *webrtcbin_suite(void)
     tcase_add_test(tc, test_unbundled_sluice_answers);
     tcase_add_test(tc, test_aiortc_answers_sluice);
     tcase_add_test(tc, test_aiortc_answers_libnice);
+    tcase_add_test(tc, test_relayed_sluice_relay_udp);
+    tcase_add_test(tc, test_relayed_sluice_relay_tcp);
+    tcase_add_test(tc, test_relayed_sluice_relay_tls);
+    tcase_add_test(tc, test_relayed_coturn_udp);
+    tcase_add_test(tc, test_relayed_coturn_tcp);
+    tcase_add_test(tc, test_relayed_coturn_tls);
     return s;
 }
 
