@@ -415,6 +415,7 @@ int sluice_coord_client_close(sluice_coord_client *c, uint64_t now_us, const cha
     if (c->state != SLUICE_COORD_CLIENT_CONNECTING && c->state != SLUICE_COORD_CLIENT_CONNECTED)
         return SLUICE_ERR_STATE;
     cli_fail(c, SLUICE_COORD_E_NONE, 0, reason ? reason : "closed by the application", true);
+    c->final_ev.type = SLUICE_COORD_EVENT_CLOSED; /* our own choice, even before WELCOME */
     return 0;
 }
 

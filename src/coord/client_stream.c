@@ -180,7 +180,8 @@ static size_t strs_len(const coord_attrs *a)
 static const char *copy_str(char **tail, coord_str s)
 {
     char *d = *tail;
-    memcpy(d, s.p, s.len);
+    if (s.len)
+        memcpy(d, s.p, s.len);
     d[s.len] = 0;
     *tail += s.len + 1;
     return d;

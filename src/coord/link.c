@@ -233,7 +233,8 @@ int coord_link_take(coord_link *l, uint8_t *buf, size_t cap, uint8_t *scratch)
             n += (size_t)r;
         }
         flush(l, scratch);
-        sluice_tls_trim(l->tls);
+        if (!l->head)
+            sluice_tls_trim(l->tls); /* idle: give back the BIO buffers */
     }
     l->tls_out += n;
     return (int)n;

@@ -230,7 +230,8 @@ typedef struct sluice_coord_client_config {
     size_t max_streams;
     /* Bytes (SLUICE_COORD_MESSAGE_COST) of received messages waiting in
      * the event queue per non-blocking or broadcast stream (default
-     * 256 KiB, at least 12 + the coordinator's max_message). */
+     * 256 KiB, at least 13). A message that costs more than this is
+     * always dropped: keep it above 12 + the coordinator's max_message. */
     size_t recv_queue_bytes;
     /* Bytes of sends queued towards the coordinator before send() says
      * SLUICE_ERR_FULL (default 256 KiB, at least 64 KiB). */
@@ -365,8 +366,9 @@ typedef enum {
      * reason from its ERROR frame) or the connection failed (code TLS,
      * PIN_MISMATCH, CONNECTION_LOST, TIMEOUT; err SLUICE_ERR_*). */
     SLUICE_COORD_EVENT_REFUSED = 2,
-    /* Terminal, after CONNECTED: code, err, reason (code NONE after a
-     * close by either side). Every stream is gone. */
+    /* Terminal, after CONNECTED (or after our own close() at any time):
+     * code, err, reason (code NONE after a close by either side). Every
+     * stream is gone. */
     SLUICE_COORD_EVENT_CLOSED = 3,
     /* A stream opened to us: stream, kind (COORD, PEER, DIRECT), name (the
      * opener, "" for the coordinator), label; DIRECT: peer_fingerprint of
