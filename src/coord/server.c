@@ -477,6 +477,7 @@ static void reap(sluice_coord_server *s, uint64_t now)
         sconn *c = s->kill_head;
         s->kill_head = c->knext;
         c->knext = NULL;
+        c->kill = false; /* from here on, state CLOSING says it */
         srv_streams_teardown(s, c);
         if (c->state == CS_READY) {
             name_unlink(s, c);

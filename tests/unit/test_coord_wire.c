@@ -604,6 +604,93 @@ static void test_client_malformed(void)
     }
 }
 
+/* A client that sends but never reads cannot make the coordinator queue
+ * without bound: PONGs pile up to max_control_queue, then SLOW. */
+static void test_slow_reader(void)
+{
+    sluice_coord_server_config cfg;
+    raw r;
+    static buf in;
+    cu_server_cfg(&cfg);
+    cfg.max_control_queue = 100;
+    raw_init(&r, &cfg);
+    in.n = 0;
+    hello(&in, "alice");
+    raw_feed(&r, in.b, in.n);
+    CHECK_EQ(sluice_coord_server_pause_output(r.s, r.conn, true), 0);
+    in.n = 0;
+    for (int i = 0; i < 1000; i++)
+        frame(&in, CF_PING, 0, "pingping", 8);
+    raw_feed(&r, in.b, in.n);
+    sluice_coord_conn_info info;
+    /* Ended with SLOW; its queue was dropped, the ERROR waits for the
+     * socket. */
+    CHECK_EQ(sluice_coord_server_conn_info(r.s, r.conn, &info), 0);
+    CHECK(info.queued_bytes < 200);
+    CHECK_EQ(sluice_coord_server_pause_output(r.s, r.conn, false), 0);
+    raw_drain(&r);
+    expect_error(&r, SLUICE_COORD_E_SLOW, "does not read");
+    raw_free(&r);
+
+    /* A closing connection whose last bytes are never taken is dropped
+     * after the linger time (hello_timeout), not kept forever. */
+    raw_init(&r, NULL);
+    in.n = 0;
+    hello(&in, "alice");
+    raw_feed(&r, in.b, in.n);
+    sluice_coord_server_event ev;
+    while (sluice_coord_server_poll_event(r.s, &ev))
+        ;
+    CHECK_EQ(sluice_coord_server_pause_output(r.s, r.conn, true), 0);
+    CHECK_EQ(sluice_coord_server_disconnect(r.s, r.now, r.conn, SLUICE_COORD_E_KICKED, NULL), 0);
+    CHECK(!sluice_coord_server_poll_event(r.s, &ev));
+    uint64_t t = sluice_coord_server_next_timeout(r.s);
+    CHECK(t <= r.now + 10 * SEC);
+    sluice_coord_server_handle_timeout(r.s, r.now + 10 * SEC);
+    CHECK(sluice_coord_server_poll_event(r.s, &ev));
+    CHECK(ev.type == SLUICE_COORD_SERVER_EVENT_CONNECTION_CLOSED && ev.code == SLUICE_COORD_E_KICKED);
+    raw_free(&r);
+}
+
+/* Events beyond max_events are dropped and counted, except the terminal
+ * ones, which a daemon needs to close sockets. */
+static void test_event_bound(void)
+{
+    sluice_coord_server_config cfg;
+    sluice_coord_server *s;
+    uint64_t conns[40];
+    uint8_t o[4096];
+    sluice_coord_transmit meta;
+    sluice_coord_server_event ev;
+    cu_server_cfg(&cfg);
+    cfg.max_events = 16;
+    s = coord_server_new_plaintext(&cfg, NULL);
+    for (int i = 0; i < 40; i++) {
+        buf in = {.n = 0};
+        char name[16];
+        snprintf(name, sizeof name, "c%d", i);
+        hello(&in, name);
+        CHECK_EQ(coord_server_accept_plaintext(s, 0, NULL, NULL, &conns[i]), 0);
+        CHECK_EQ(sluice_coord_server_handle_stream(s, 0, conns[i], in.b, in.n), 0);
+    }
+    while (sluice_coord_server_poll_transmit(s, 0, o, sizeof o, &meta) > 0)
+        ;
+    sluice_coord_server_stats st;
+    sluice_coord_server_get_stats(s, &st);
+    CHECK_EQ(st.clients, 40);
+    CHECK_EQ(st.events_dropped, 24);
+    for (int i = 0; i < 40; i++)
+        CHECK_EQ(sluice_coord_server_connection_closed(s, 0, conns[i]), 0);
+    int connected = 0, closed = 0;
+    while (sluice_coord_server_poll_event(s, &ev)) {
+        connected += ev.type == SLUICE_COORD_SERVER_EVENT_CLIENT_CONNECTED;
+        closed += ev.type == SLUICE_COORD_SERVER_EVENT_CONNECTION_CLOSED;
+    }
+    CHECK_EQ(connected, 16);
+    CHECK_EQ(closed, 40);
+    sluice_coord_server_free(s);
+}
+
 /* Fail each allocation in turn (style.md): a server session and a client
  * session, plaintext (OpenSSL's own allocations are not ours to fail).
  * Nothing may crash or leak, every connection still ends once. */
@@ -717,6 +804,8 @@ int main(void)
     RUN(test_split_everywhere);
     RUN(test_tls_garbage);
     RUN(test_client_malformed);
+    RUN(test_slow_reader);
+    RUN(test_event_bound);
     RUN(test_alloc_failures);
     cu_remove_files();
     return TEST_DONE();
