@@ -104,6 +104,36 @@ void gst_sluice_session_install_properties(GObjectClass *klass)
                             "system store); the name checked is turn-server's host",
                             NULL, rw));
     g_object_class_install_property(
+        klass, GST_SLUICE_PROP_COORDINATOR,
+        g_param_spec_string("coordinator", "Coordinator",
+                            "sluice-coord address HOST[:PORT] (default port 7878): find the "
+                            "peer by name there, exchange credentials and candidates, and use "
+                            "the TURN credentials it hands out; replaces controlling, "
+                            "remote-ufrag/pwd and remote-candidates",
+                            NULL, rw));
+    g_object_class_install_property(
+        klass, GST_SLUICE_PROP_CLIENT_NAME,
+        g_param_spec_string("client-name", "Client name",
+                            "This pipeline's name at the coordinator (its identity is "
+                            "generated on first use and kept in $XDG_STATE_HOME/sluice)",
+                            NULL, rw));
+    g_object_class_install_property(
+        klass, GST_SLUICE_PROP_PEER,
+        g_param_spec_string("peer", "Peer", "Name of the other pipeline at the coordinator",
+                            NULL, rw));
+    g_object_class_install_property(
+        klass, GST_SLUICE_PROP_COORDINATOR_CA,
+        g_param_spec_string("coordinator-ca", "Coordinator CA",
+                            "PEM bundle to verify the coordinator with (NULL: the system "
+                            "store)",
+                            NULL, rw));
+    g_object_class_install_property(
+        klass, GST_SLUICE_PROP_COORDINATOR_PIN,
+        g_param_spec_string("coordinator-pin", "Coordinator pin",
+                            "SHA-256 fingerprint of the coordinator's certificate (AB:CD:...), "
+                            "as sluice-coord prints it; replaces coordinator-ca",
+                            NULL, rw));
+    g_object_class_install_property(
         klass, GST_SLUICE_PROP_RELAY_ONLY,
         g_param_spec_boolean("relay-only", "Relay only",
                              "Use only relayed candidates (needs turn-server)", FALSE, rw));
@@ -145,6 +175,11 @@ void gst_sluice_session_clear(GstSluiceSession *s)
     g_free(s->turn_server);
     g_free(s->ca_file);
     g_free(s->address);
+    g_free(s->coordinator);
+    g_free(s->client_name);
+    g_free(s->peer);
+    g_free(s->coord_ca);
+    g_free(s->coord_pin);
     g_weak_ref_clear(&s->self_ref);
     g_mutex_clear(&s->lock);
 }
@@ -208,6 +243,21 @@ gboolean gst_sluice_session_set_property(GstSluiceSession *s, guint id, const GV
         break;
     case GST_SLUICE_PROP_ADDRESS:
         set_str(&s->address, v);
+        break;
+    case GST_SLUICE_PROP_COORDINATOR:
+        set_str(&s->coordinator, v);
+        break;
+    case GST_SLUICE_PROP_CLIENT_NAME:
+        set_str(&s->client_name, v);
+        break;
+    case GST_SLUICE_PROP_PEER:
+        set_str(&s->peer, v);
+        break;
+    case GST_SLUICE_PROP_COORDINATOR_CA:
+        set_str(&s->coord_ca, v);
+        break;
+    case GST_SLUICE_PROP_COORDINATOR_PIN:
+        set_str(&s->coord_pin, v);
         break;
     case GST_SLUICE_PROP_MIN_PORT:
         s->min_port = g_value_get_uint(v);
@@ -274,6 +324,21 @@ gboolean gst_sluice_session_get_property(GstSluiceSession *s, guint id, GValue *
         break;
     case GST_SLUICE_PROP_ADDRESS:
         g_value_set_string(v, s->address);
+        break;
+    case GST_SLUICE_PROP_COORDINATOR:
+        g_value_set_string(v, s->coordinator);
+        break;
+    case GST_SLUICE_PROP_CLIENT_NAME:
+        g_value_set_string(v, s->client_name);
+        break;
+    case GST_SLUICE_PROP_PEER:
+        g_value_set_string(v, s->peer);
+        break;
+    case GST_SLUICE_PROP_COORDINATOR_CA:
+        g_value_set_string(v, s->coord_ca);
+        break;
+    case GST_SLUICE_PROP_COORDINATOR_PIN:
+        g_value_set_string(v, s->coord_pin);
         break;
     case GST_SLUICE_PROP_MIN_PORT:
         g_value_set_uint(v, s->min_port);
@@ -413,6 +478,76 @@ static void on_gathered(SluiceAgent *agent, guint stream, gpointer data)
 
 /* ------------------------------------------------------------------------ */
 
+#define COORD_ICE_KEY "gst-sluice-coord-ice"
+#define COORD_CLIENT_KEY "gst-sluice-coord-client"
+
+static void on_coord_failed(SluiceCoordIce *ci, const gchar *reason, gpointer data)
+{
+    GstElement *e = g_weak_ref_get(data);
+    (void)ci;
+    if (!e)
+        return;
+    GST_ELEMENT_ERROR(e, RESOURCE, OPEN_READ_WRITE, ("coordinator signalling failed: %s", reason),
+                      ("check coordinator, client-name, peer and coordinator-ca/pin"));
+    gst_object_unref(e);
+}
+
+static void on_coord_ready(SluiceCoordIce *ci, gboolean controlling, const gchar *fingerprint,
+                           gpointer data)
+{
+    GstElement *e = g_weak_ref_get(data);
+    (void)ci;
+    if (!e)
+        return;
+    GST_INFO_OBJECT(e, "signalling stream up: %s, peer certificate %s",
+                    controlling ? "controlling" : "controlled", fingerprint ? fingerprint : "?");
+    gst_element_post_message(
+        e, gst_message_new_element(GST_OBJECT(e),
+                                   gst_structure_new("sluice-coordinator", "controlling",
+                                                     G_TYPE_BOOLEAN, controlling,
+                                                     "peer-fingerprint", G_TYPE_STRING,
+                                                     fingerprint, NULL)));
+    gst_object_unref(e);
+}
+
+static void weak_ref_free(gpointer p)
+{
+    g_weak_ref_clear(p);
+    g_free(p);
+}
+
+/* Signalling through a coordinator: the agent gathers once the stream to
+ * the peer is up (SluiceCoordIce). The objects live as long as the agent. */
+static gboolean start_coordinator(GstSluiceSession *s, SluiceAgent *agent, guint stream,
+                                  GError **err)
+{
+    if (!s->client_name || !s->peer) {
+        g_set_error(err, SLUICE_GIO_ERROR, SLUICE_GIO_ERROR_INVALID,
+                    "coordinator is set: client-name and peer are needed too");
+        return FALSE;
+    }
+    SluiceCoordClient *cc = sluice_coord_client_gio_new(NULL, s->client_name);
+    g_object_set(cc, "ca-file", s->coord_ca, "pin", s->coord_pin, NULL);
+    gchar *label = g_strdup_printf("sluice-ice/%u", stream);
+    SluiceCoordIce *ci = sluice_coord_ice_new(cc, agent, stream, s->peer, label, err);
+    g_free(label);
+    if (!ci) {
+        g_object_unref(cc);
+        return FALSE;
+    }
+    GWeakRef *w = g_new0(GWeakRef, 1);
+    g_weak_ref_init(w, s->element);
+    g_signal_connect_data(ci, "failed", G_CALLBACK(on_coord_failed), w, NULL, 0);
+    GWeakRef *w2 = g_new0(GWeakRef, 1);
+    g_weak_ref_init(w2, s->element);
+    g_signal_connect_data(ci, "ready", G_CALLBACK(on_coord_ready), w2, NULL, 0);
+    g_object_set_data_full(G_OBJECT(ci), "gst-sluice-weak-ref-failed", w, weak_ref_free);
+    g_object_set_data_full(G_OBJECT(ci), "gst-sluice-weak-ref-ready", w2, weak_ref_free);
+    g_object_set_data_full(G_OBJECT(agent), COORD_ICE_KEY, ci, g_object_unref);
+    g_object_set_data_full(G_OBJECT(agent), COORD_CLIENT_KEY, cc, g_object_unref);
+    return sluice_coord_client_gio_connect(cc, s->coordinator, err);
+}
+
 static gboolean configure(GstSluiceSession *s, SluiceAgent *agent, gboolean created,
                           GError **err)
 {
@@ -454,6 +589,8 @@ static gboolean configure(GstSluiceSession *s, SluiceAgent *agent, gboolean crea
     if (s->remote_candidates &&
         !sluice_agent_add_remote_candidates(agent, stream, s->remote_candidates, err))
         return FALSE;
+    if (created && s->coordinator)
+        return start_coordinator(s, agent, stream, err);
     if (created && !sluice_agent_gather(agent, stream, err))
         return FALSE;
     return TRUE;
@@ -558,8 +695,15 @@ void gst_sluice_session_stop(GstSluiceSession *s)
         g_mutex_unlock(&registry_lock);
         GST_DEBUG_OBJECT(s->element, "session agent %p: %u users left%s", agent, users,
                          users ? "" : ", closing it");
-        if (users == 0)
+        if (users == 0) {
+            SluiceCoordClient *cc = g_object_get_data(G_OBJECT(agent), COORD_CLIENT_KEY);
+            if (cc)
+                sluice_coord_client_gio_close(cc, "pipeline stopped");
             sluice_agent_close(agent);
+            /* The signalling object holds the agent: break the cycle. */
+            g_object_set_data(G_OBJECT(agent), COORD_ICE_KEY, NULL);
+            g_object_set_data(G_OBJECT(agent), COORD_CLIENT_KEY, NULL);
+        }
     }
     g_object_unref(agent);
 }

@@ -24,6 +24,8 @@ typedef struct {
     gchar *local_ufrag, *local_pwd, *remote_ufrag, *remote_pwd, *remote_candidates;
     gchar *stun_server, *turn_server, *ca_file, *address;
     guint min_port, max_port;
+    /* Signalling through a sluice-coord coordinator (docs/elements.md). */
+    gchar *coordinator, *client_name, *peer, *coord_ca, *coord_pin;
     /* While started. */
     GWeakRef self_ref;
     gulong handlers[5];
@@ -49,6 +51,11 @@ enum {
     GST_SLUICE_PROP_MIN_PORT,
     GST_SLUICE_PROP_MAX_PORT,
     GST_SLUICE_PROP_CA_FILE,
+    GST_SLUICE_PROP_COORDINATOR,
+    GST_SLUICE_PROP_CLIENT_NAME,
+    GST_SLUICE_PROP_PEER,
+    GST_SLUICE_PROP_COORDINATOR_CA,
+    GST_SLUICE_PROP_COORDINATOR_PIN,
     GST_SLUICE_PROP_LAST
 };
 

@@ -26,5 +26,7 @@ G_END_DECLS
 #include "sluice-clock.h"
 #include "sluice-agent.h"
 #include "sluice-turn-allocation.h"
+#include "sluice-coord-client.h"
+#include "sluice-coord-ice.h"
 
 #endif
