@@ -209,7 +209,7 @@ typedef struct sluice_coord_client_config {
      * With pinned set, the coordinator's certificate must have exactly
      * this SHA-256 fingerprint (chain and name are not checked). Otherwise
      * ca_file (PEM bundle), or the system store when ca_file is NULL.
-     * Copied. */
+     * Read at creation. */
     const char *server_name;
     const char *ca_file;
     bool pinned;
@@ -236,8 +236,8 @@ typedef struct sluice_coord_client_config {
     /* Bytes of sends queued towards the coordinator before send() says
      * SLUICE_ERR_FULL (default 256 KiB, at least 64 KiB). */
     size_t send_queue_bytes;
-    /* Events other than DATA held at once (default 4 * max_streams + 64);
-     * more are dropped and counted. */
+    /* Events other than DATA held at once (0, the default: 4 * max_streams
+     * + 64); more are dropped and counted (the terminal event never). */
     size_t max_events;
     /* Timers, in microseconds: TLS + HELLO/WELCOME (default 10 s); PING
      * interval (default 15 s, lowered to a third of the coordinator's idle
@@ -438,7 +438,8 @@ SLUICE_API void sluice_coord_client_get_stats(const sluice_coord_client *c,
 typedef struct sluice_coord_server sluice_coord_server;
 
 typedef struct sluice_coord_server_config {
-    /* The coordinator's certificate chain and key (PEM, required). */
+    /* The coordinator's certificate chain and key (PEM, required; read at
+     * creation). */
     const char *cert_file;
     const char *key_file;
     /* NULL (default): clients authenticate with any certificate (self-
