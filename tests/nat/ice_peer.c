@@ -6,6 +6,11 @@
  *
  *   ice_peer [--controlling] [--stun URI] [--turn URI --user U --pass P]
  *            [--relay-only] [--count N] [--timeout-s S]
+ *            [--coordinator HOST:PORT --name N --peer P --pin FINGERPRINT]
+ *
+ * With --coordinator the signalling goes through sluice-coord instead
+ * (SluiceCoordIce: the role comes from the names, TURN credentials from the
+ * coordinator) and stdin only carries "quit".
  *
  * stdout (one line each, flushed):
  *   cred UFRAG PWD          local credentials
@@ -185,6 +190,28 @@ static gboolean on_stdin(GIOChannel *ch, GIOCondition cond, gpointer ud)
     return G_SOURCE_REMOVE;
 }
 
+static void on_coord_ready(SluiceCoordIce *ci, gboolean controlling, const gchar *fp,
+                           gpointer ud)
+{
+    (void)ci;
+    (void)ud;
+    out("coordinated %s peer-fingerprint %s", controlling ? "controlling" : "controlled",
+        fp ? fp : "-");
+}
+
+static void on_coord_failed(SluiceCoordIce *ci, const gchar *reason, gpointer ud)
+{
+    (void)ci;
+    fail(ud, reason, NULL);
+}
+
+static void on_coord_end(SluiceCoordClient *cc, gint code, const gchar *reason, gpointer ud)
+{
+    (void)cc;
+    (void)code;
+    fail(ud, reason, NULL);
+}
+
 static gboolean on_timeout(gpointer ud)
 {
     fail(ud, "timeout", NULL);
@@ -196,6 +223,7 @@ int main(int argc, char **argv)
     gboolean controlling = FALSE, relay_only = FALSE;
     gchar *stun = NULL, *turn = NULL, *user = NULL, *pass = NULL;
     gint count = 20, timeout_s = 30;
+    gchar *coordinator = NULL, *name = NULL, *peer = NULL, *pin = NULL;
     GOptionEntry entries[] = {
         {"controlling", 0, 0, G_OPTION_ARG_NONE, &controlling, "controlling role", NULL},
         {"stun", 0, 0, G_OPTION_ARG_STRING, &stun, "STUN server URI", "URI"},
@@ -205,6 +233,10 @@ int main(int argc, char **argv)
         {"relay-only", 0, 0, G_OPTION_ARG_NONE, &relay_only, "relayed candidates only", NULL},
         {"count", 0, 0, G_OPTION_ARG_INT, &count, "datagrams each way (1..1000)", "N"},
         {"timeout-s", 0, 0, G_OPTION_ARG_INT, &timeout_s, "give up after S s (1..300)", "S"},
+        {"coordinator", 0, 0, G_OPTION_ARG_STRING, &coordinator, "sluice-coord address", "A"},
+        {"name", 0, 0, G_OPTION_ARG_STRING, &name, "our name at the coordinator", "N"},
+        {"peer", 0, 0, G_OPTION_ARG_STRING, &peer, "the other peer's name", "P"},
+        {"pin", 0, 0, G_OPTION_ARG_STRING, &pin, "coordinator certificate SHA-256", "FP"},
         {NULL, 0, 0, 0, NULL, NULL, NULL}};
     GOptionContext *oc = g_option_context_new("- ICE peer for the namespace NAT tests");
     GError *e = NULL;
@@ -232,14 +264,32 @@ int main(int argc, char **argv)
         return 1;
     }
     sluice_agent_set_recv_func(p.agent, p.stream, 1, on_recv, &p, NULL);
-    gchar *ufrag, *pwd;
-    sluice_agent_get_local_credentials(p.agent, p.stream, &ufrag, &pwd);
-    out("cred %s %s", ufrag, pwd);
-    g_free(ufrag);
-    g_free(pwd);
-    if (!sluice_agent_gather(p.agent, p.stream, &e)) {
-        out("error gather: %s", e->message);
-        return 1;
+    SluiceCoordClient *cc = NULL;
+    SluiceCoordIce *ci = NULL;
+    if (coordinator) {
+        /* Candidates are still printed (on_candidate) for the log; the
+         * driver does not forward them. */
+        cc = sluice_coord_client_gio_new(g_main_context_default(), name);
+        g_object_set(cc, "pin", pin, NULL);
+        g_signal_connect(cc, "refused", G_CALLBACK(on_coord_end), &p);
+        ci = sluice_coord_ice_new(cc, p.agent, p.stream, peer, "sluice-ice/nat-test", &e);
+        if (!ci || !sluice_coord_client_gio_connect(cc, coordinator, &e)) {
+            out("error coordinator: %s", e->message);
+            return 1;
+        }
+        g_signal_connect(ci, "ready", G_CALLBACK(on_coord_ready), &p);
+        g_signal_connect(ci, "failed", G_CALLBACK(on_coord_failed), &p);
+        p.t_creds = g_get_monotonic_time();
+    } else {
+        gchar *ufrag, *pwd;
+        sluice_agent_get_local_credentials(p.agent, p.stream, &ufrag, &pwd);
+        out("cred %s %s", ufrag, pwd);
+        g_free(ufrag);
+        g_free(pwd);
+        if (!sluice_agent_gather(p.agent, p.stream, &e)) {
+            out("error gather: %s", e->message);
+            return 1;
+        }
     }
     GIOChannel *in = g_io_channel_unix_new(STDIN_FILENO);
     g_io_add_watch(in, G_IO_IN | G_IO_HUP | G_IO_ERR, on_stdin, &p);
@@ -247,11 +297,19 @@ int main(int argc, char **argv)
     g_main_loop_run(p.loop);
     g_source_remove(to);
     g_io_channel_unref(in);
+    if (cc)
+        sluice_coord_client_gio_close(cc, "done");
+    g_clear_object(&ci);
+    g_clear_object(&cc);
     g_object_unref(p.agent);
     g_main_loop_unref(p.loop);
     g_free(stun);
     g_free(turn);
     g_free(user);
     g_free(pass);
+    g_free(coordinator);
+    g_free(name);
+    g_free(peer);
+    g_free(pin);
     return p.rc;
 }

@@ -52,17 +52,15 @@ def tap_skip_all(reason):
     sys.exit(0)
 
 
-class Relay:
-    """sluice-relay in the inet namespace, up once it logs msg="ready"."""
+class Daemon:
+    """A daemon in the inet namespace, up once it logs msg="ready"
+    (sluice-relay, sluice-coord)."""
 
-    def __init__(self, topo, binary):
-        cmd = topo.exec_prefix("inet") + [
-            binary, "--listen", netns.SERVER_IP, "--port", "3478", "--workers", "1",
-            "--user", "nat:natpass", "--realm", "nat.invalid",
-            "--allow-peer", "203.0.113.0/24", "--metrics-listen", "off"]
+    def __init__(self, topo, cmd, what):
         self.log = []
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+        self.ready_line = None
+        self.proc = subprocess.Popen(topo.exec_prefix("inet") + cmd, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         out = Lines(self.proc.stdout)
         deadline = time.monotonic() + 10
         sel = selectors.DefaultSelector()
@@ -74,11 +72,15 @@ class Relay:
                 for line in out.read():
                     self.log.append(line)
                     if 'msg="ready"' in line:
+                        self.ready_line = line
+                        # Keep reading its output so it never blocks on a pipe.
+                        self.drain = subprocess.Popen(["cat"], stdin=self.proc.stdout,
+                                                      stdout=subprocess.DEVNULL)
                         return
         finally:
             sel.close()
         self.stop()
-        raise RuntimeError("sluice-relay did not start: " + " | ".join(self.log[-5:]))
+        raise RuntimeError(f"{what} did not start: " + " | ".join(self.log[-5:]))
 
     def stop(self):
         if self.proc.poll() is None:
@@ -88,6 +90,16 @@ class Relay:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        drain = getattr(self, "drain", None)
+        if drain:
+            drain.wait()
+        self.proc.stdout.close()
+
+
+def start_relay(topo, binary, auth=("--user", "nat:natpass")):
+    return Daemon(topo, [binary, "--listen", netns.SERVER_IP, "--port", "3478", "--workers",
+                         "1", *auth, "--realm", "nat.invalid", "--allow-peer",
+                         "203.0.113.0/24", "--metrics-listen", "off"], "sluice-relay")
 
 
 def run_pair(topo, peer_bin, extra):
@@ -179,7 +191,7 @@ def main():
         problems = []
         try:
             topo = netns.Topology(nat_a, nat_b)
-            relay = Relay(topo, relay_bin)
+            relay = start_relay(topo, relay_bin)
             lines = run_pair(topo, peer_bin, extra)
             for side in ("a", "b"):
                 for l in lines[side]:
