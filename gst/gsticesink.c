@@ -4,7 +4,11 @@
  * ChannelData header in a separate vector when relayed; on the agent's TCP
  * connection to the TURN server when relayed over TCP — without a main loop
  * and without the agent lock per packet. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "gsticesink.h"
 #include "gstsluiceelements.h"
@@ -14,6 +18,10 @@ GST_DEBUG_CATEGORY_STATIC(ice_sink_debug);
 
 #define BATCH 64      /* datagrams per sendmmsg */
 #define MAX_VECS 8    /* memories per buffer sent without merging */
+/* UDP GSO (Linux UDP_SEGMENT): at most this many datagrams, and bytes, in
+ * one send (the kernel's UDP_MAX_SEGMENTS is 64; a UDP payload is < 64 KiB). */
+#define GSO_MAX_SEGS 64
+#define GSO_MAX_BYTES 64000
 
 struct _GstIceSink {
     GstBaseSink parent;
@@ -22,6 +30,11 @@ struct _GstIceSink {
     GCancellable *cancel;
     SluiceAgentRoute route;
     gboolean have_route;
+    /* The route's destination as a sockaddr, for sendmsg with GSO. */
+    struct sockaddr_storage dest;
+    socklen_t dest_len;
+    guint dest_generation;
+    gboolean gso_off; /* the kernel refused UDP_SEGMENT: sendmmsg only */
     /* Statistics (streaming thread). */
     guint64 sent_packets, sent_bytes, dropped;
     guint64 pending_packets, pending_bytes; /* not yet counted in the agent */
@@ -67,6 +80,8 @@ static gboolean gst_ice_sink_start(GstBaseSink *bsink)
     self->cancel = g_cancellable_new();
     self->have_route = FALSE;
     self->route.generation = G_MAXUINT; /* never taken */
+    self->dest_generation = G_MAXUINT;
+    self->gso_off = g_getenv("SLUICE_NO_GSO") != NULL;
     self->sent_packets = self->sent_bytes = self->dropped = 0;
     self->pending_packets = self->pending_bytes = 0;
     return TRUE;
@@ -218,6 +233,82 @@ static gint write_stream(GstIceSink *self, GOutputMessage *msgs, guint nm)
     return (gint)done;
 }
 
+static gsize message_size(const GOutputMessage *m)
+{
+    gsize n = 0;
+    for (guint i = 0; i < m->num_vectors; i++)
+        n += m->vectors[i].size;
+    return n;
+}
+
+/* UDP GSO: the longest run of datagrams from msgs[0] of one size (the last
+ * may be shorter) leaves in one sendmsg() with UDP_SEGMENT, and the kernel
+ * cuts it into datagrams: one trip through the socket layer for up to 64
+ * datagrams instead of one each. Returns how many messages were sent (>= 2),
+ * 0 when GSO does not apply (a run of one, GSO off, an error: send one
+ * datagram the usual way), -1 when the socket buffer is full. */
+static gint send_gso(GstIceSink *self, GOutputMessage *msgs, guint nm)
+{
+    struct iovec iov[GSO_MAX_SEGS * (MAX_VECS + 2)];
+    union {
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } ctl;
+    gsize seg = message_size(&msgs[0]), total = seg, last;
+    guint run = 1, niov = 0;
+    if (self->gso_off || nm < 2 || seg == 0)
+        return 0;
+    while (run < nm && run < GSO_MAX_SEGS && (last = message_size(&msgs[run])) <= seg &&
+           last > 0 && total + last <= GSO_MAX_BYTES) {
+        total += last;
+        run++;
+        if (last < seg)
+            break; /* only the last segment may be shorter */
+    }
+    if (run < 2)
+        return 0;
+    if (self->dest_generation != self->route.generation) {
+        self->dest_len = (socklen_t)g_socket_address_get_native_size(self->route.dest);
+        if (!g_socket_address_to_native(self->route.dest, &self->dest, sizeof self->dest, NULL))
+            return 0;
+        self->dest_generation = self->route.generation;
+    }
+    for (guint m = 0; m < run; m++)
+        for (guint v = 0; v < msgs[m].num_vectors; v++) {
+            iov[niov].iov_base = (void *)msgs[m].vectors[v].buffer;
+            iov[niov].iov_len = msgs[m].vectors[v].size;
+            niov++;
+        }
+    struct msghdr mh = {
+        .msg_name = &self->dest,
+        .msg_namelen = self->dest_len,
+        .msg_iov = iov,
+        .msg_iovlen = niov,
+        .msg_control = ctl.buf,
+        .msg_controllen = sizeof ctl.buf,
+    };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    uint16_t seg16 = (uint16_t)seg;
+    memcpy(CMSG_DATA(c), &seg16, sizeof seg16);
+    if (sendmsg(g_socket_get_fd(self->route.socket), &mh, MSG_DONTWAIT) >= 0)
+        return (gint)run;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+        return -1;
+    if (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT || errno == EOPNOTSUPP) {
+        /* No GSO here (old kernel, a device without it): sendmmsg from now on. */
+        GST_INFO_OBJECT(self, "UDP GSO unavailable (%s): using sendmmsg", g_strerror(errno));
+        self->gso_off = TRUE;
+        return 0;
+    }
+    /* Another error (an ICMP error reported late, say): nothing was sent;
+     * the next datagram goes through sendmmsg, which reports it its way. */
+    GST_DEBUG_OBJECT(self, "GSO send: %s", g_strerror(errno));
+    return 0;
+}
+
 /* Send up to BATCH buffers starting at first; returns how many were
  * handled (sent or dropped), or -1 when flushing. */
 static gint send_batch(GstIceSink *self, GstBuffer **bufs, guint n)
@@ -274,8 +365,17 @@ static gint send_batch(GstIceSink *self, GstBuffer **bufs, guint n)
         done = (guint)k;
     }
     while (r->transport == SLUICE_TRANSPORT_UDP && done < nm) {
-        gint k = g_socket_send_messages(self->route.socket, msgs + done, nm - done, 0,
-                                        self->cancel, &err);
+        gint g = send_gso(self, msgs + done, nm - done);
+        if (g > 0) {
+            done += (guint)g;
+            continue;
+        }
+        gint k = g == -1 ? -1
+                         : g_socket_send_messages(self->route.socket, msgs + done,
+                                                  self->gso_off ? nm - done : 1, 0,
+                                                  self->cancel, &err);
+        if (g == -1)
+            g_set_error_literal(&err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK, "socket buffer full");
         if (k > 0) {
             done += (guint)k;
             continue;
