@@ -9,6 +9,8 @@
  * for the component; its descriptor is polled with the sockets. No main
  * loop runs in create(). */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -19,6 +21,12 @@ GST_DEBUG_CATEGORY_STATIC(ice_src_debug);
 #define GST_CAT_DEFAULT ice_src_debug
 
 #define BATCH 32
+/* UDP GRO (Linux UDP_GRO): a read can hold up to 64 datagrams of one size
+ * coalesced (the kernel's UDP_GRO_CNT_MAX), in up to 64 KiB. */
+#define GRO_SEGS 64
+#define GRO_READ 65536
+#define GRO_MSGS 8
+#define OUT_MAX (BATCH + GRO_MSGS * GRO_SEGS)
 #define MAX_SOCKETS 16
 #define DEFAULT_MTU 2048
 
@@ -42,6 +50,8 @@ struct _GstIceSrc {
     sluice_addr route_peer;
     GstBufferPool *pool;
     guint batch; /* adapts to the traffic: 1..BATCH */
+    gboolean gro;     /* UDP_GRO on the claimed sockets */
+    guint8 *gro_buf;  /* GRO_MSGS reads of GRO_READ bytes */
     guint64 received, dropped;
 };
 
@@ -83,11 +93,28 @@ static void release_cancel_fd(GstIceSrc *self)
     self->have_cancel_fd = FALSE;
 }
 
+/* Coalesced reads on the claimed sockets (or not): the agent reads the
+ * sockets itself once they are released, with datagram-sized buffers, so
+ * GRO is switched off again before that. */
+static gboolean set_gro(GPtrArray *sockets, gboolean on)
+{
+    int v = on ? 1 : 0;
+    gboolean ok = TRUE;
+    for (guint i = 0; sockets && i < sockets->len; i++)
+        if (setsockopt(g_socket_get_fd(g_ptr_array_index(sockets, i)), SOL_UDP, UDP_GRO, &v,
+                       sizeof v) != 0)
+            ok = FALSE;
+    return ok;
+}
+
 static void release_sockets(GstIceSrc *self)
 {
     if (self->have_changed_fd)
         g_cancellable_release_fd(self->changed);
     self->have_changed_fd = FALSE;
+    if (self->sockets && self->gro)
+        set_gro(self->sockets, FALSE);
+    self->gro = FALSE;
     if (self->sockets) {
         g_ptr_array_unref(self->sockets);
         self->sockets = NULL;
@@ -133,6 +160,7 @@ static gboolean gst_ice_src_stop(GstBaseSrc *bsrc)
         gst_buffer_pool_set_active(self->pool, FALSE);
         gst_clear_object(&self->pool);
     }
+    g_clear_pointer(&self->gro_buf, g_free);
     gst_sluice_session_stop(&self->session);
     g_clear_object(&self->agent);
     release_cancel_fd(self);
@@ -195,6 +223,10 @@ static GstFlowReturn wait_readable(GstIceSrc *self, GPollFD *fds, guint *n_fds)
                               (NULL));
             return GST_FLOW_ERROR;
         }
+        self->gro = !g_getenv("SLUICE_NO_GRO") && set_gro(self->sockets, TRUE);
+        if (!self->gro)
+            set_gro(self->sockets, FALSE);
+        GST_DEBUG_OBJECT(self, "UDP GRO %s", self->gro ? "on" : "off");
         self->media_fd = sluice_agent_get_media_fd(self->agent, self->session.stream,
                                                    self->session.component);
     }
@@ -228,6 +260,93 @@ static GstFlowReturn wait_readable(GstIceSrc *self, GPollFD *fds, guint *n_fds)
     return GST_FLOW_OK;
 }
 
+/* One datagram read into scratch memory (a coalesced GRO read holds
+ * several): copied into a pooled buffer and kept when it is media (plain
+ * media from the selected peer at once, anything else through the agent).
+ * Returns 1 when kept in *out. */
+static guint keep_datagram(GstIceSrc *self, GSocket *socket, const sluice_addr *src,
+                           guint8 *data, gsize len, GstBuffer **out, GstClockTime arrival)
+{
+    sluice_ice_media media;
+    GstBuffer *b;
+    GstMapInfo map;
+    if (len > self->mtu) {
+        GST_WARNING_OBJECT(self, "datagram larger than mtu=%u dropped", self->mtu);
+        self->dropped++;
+        return 0;
+    }
+    if (!(self->have_route && is_plain_media(data[0]) && sluice_addr_equal(src, &self->route_peer))) {
+        if (sluice_agent_receive_native(self->agent, socket, src, data, len, &media) != 1)
+            return 0;
+        data = (guint8 *)media.data;
+        len = media.len;
+    }
+    if (gst_buffer_pool_acquire_buffer(self->pool, &b, NULL) != GST_FLOW_OK)
+        return 0;
+    gst_buffer_map(b, &map, GST_MAP_WRITE);
+    memcpy(map.data, data, len);
+    gst_buffer_unmap(b, &map);
+    gst_buffer_resize(b, 0, (gssize)len);
+    GST_BUFFER_DTS(b) = arrival;
+    *out = b;
+    return 1;
+}
+
+/* GRO: up to GRO_MSGS coalesced reads (room permitting), each split at the
+ * segment size of its UDP_GRO control message. */
+static guint read_batch_gro(GstIceSrc *self, GSocket *socket, GstBuffer **out, guint room,
+                            GstClockTime arrival)
+{
+    struct mmsghdr msgs[GRO_MSGS];
+    struct iovec iov[GRO_MSGS];
+    struct sockaddr_storage from[GRO_MSGS];
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl[GRO_MSGS];
+    guint n = MIN(GRO_MSGS, room / GRO_SEGS), got = 0;
+    gint k;
+    if (n == 0)
+        return 0; /* the socket stays readable: the next create() reads it */
+    if (!self->gro_buf)
+        self->gro_buf = g_malloc((gsize)GRO_MSGS * GRO_READ);
+    for (guint i = 0; i < n; i++) {
+        iov[i].iov_base = self->gro_buf + (gsize)i * GRO_READ;
+        iov[i].iov_len = GRO_READ;
+        memset(&msgs[i], 0, sizeof msgs[i]);
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = &from[i];
+        msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+        msgs[i].msg_hdr.msg_control = ctl[i].buf;
+        msgs[i].msg_hdr.msg_controllen = sizeof ctl[i].buf;
+    }
+    do {
+        k = recvmmsg(g_socket_get_fd(socket), msgs, n, MSG_DONTWAIT, NULL);
+    } while (k < 0 && errno == EINTR);
+    for (gint i = 0; i < k; i++) {
+        gsize len = msgs[i].msg_len, seg = len;
+        sluice_addr src;
+        if ((msgs[i].msg_hdr.msg_flags & MSG_TRUNC) || len == 0 ||
+            sluice_addr_from_sockaddr(&src, &from[i], msgs[i].msg_hdr.msg_namelen) != 0)
+            continue;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c;
+             c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
+            if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+                int v;
+                memcpy(&v, CMSG_DATA(c), sizeof v);
+                if (v > 0)
+                    seg = (gsize)v;
+            }
+        }
+        guint8 *base = iov[i].iov_base;
+        for (gsize off = 0; off < len && got < room; off += seg)
+            got += keep_datagram(self, socket, &src, base + off, MIN(seg, len - off), out + got,
+                                 arrival);
+    }
+    return got;
+}
+
 /* Read one batch (at most room datagrams) from a readable socket; keep
  * what is media in out. Returns how many were kept. */
 static guint read_batch(GstIceSrc *self, GSocket *socket, GstBuffer **out, guint room,
@@ -241,7 +360,9 @@ static guint read_batch(GstIceSrc *self, GSocket *socket, GstBuffer **out, guint
     guint n = 0, got = 0;
     gint k;
 
-    for (; n < MIN(self->batch, room); n++) {
+    if (self->gro)
+        return read_batch_gro(self, socket, out, room, arrival);
+    for (; n < MIN(MIN(self->batch, room), BATCH); n++) {
         if (gst_buffer_pool_acquire_buffer(self->pool, &bufs[n], NULL) != GST_FLOW_OK)
             break;
         gst_buffer_map(bufs[n], &maps[n], GST_MAP_WRITE);
@@ -331,7 +452,7 @@ static GstFlowReturn gst_ice_src_create(GstPushSrc *psrc, GstBuffer **outbuf)
 {
     GstIceSrc *self = GST_ICE_SRC(psrc);
     GPollFD fds[MAX_SOCKETS + 3];
-    GstBuffer *got[BATCH];
+    GstBuffer *got[OUT_MAX];
     guint n_got = 0;
     GstBufferList *list;
     GstFlowReturn ret;
@@ -355,13 +476,13 @@ static GstFlowReturn gst_ice_src_create(GstPushSrc *psrc, GstBuffer **outbuf)
         }
         /* A socket left unread when got is full stays readable: the next
          * create() reads it. */
-        for (guint i = 0; i < n_fds && n_got < BATCH; i++) {
+        for (guint i = 0; i < n_fds && n_got < OUT_MAX; i++) {
             if (fds[i].revents & (G_IO_IN | G_IO_ERR))
                 n_got += read_batch(self, g_ptr_array_index(self->sockets, i), got + n_got,
-                                    BATCH - n_got, arrival);
+                                    OUT_MAX - n_got, arrival);
         }
         if (fds[n_fds].revents & G_IO_IN)
-            n_got += read_queue(self, got + n_got, BATCH - n_got, arrival);
+            n_got += read_queue(self, got + n_got, MIN(BATCH, OUT_MAX - n_got), arrival);
     }
     GST_OBJECT_LOCK(self);
     self->received += n_got;
