@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# The main job, until the ICE media demo exists (issue 7): start sluice-relay
-# (the TURN server) on free loopback ports and a UDP echo peer, then send
-# data between the two peers through the relay with sluice-turn — allocate,
-# bind a channel, 20 probes out and back, delete — and ask the relay for our
-# mapped address with sluice-stun. Everything it starts stops at the end.
+# The main job: two gst-launch-1.0 pipelines stream video to each other
+# through sluice, finding each other by name at a coordinator.
+#
+#   ./scripts/demo.sh [--relay] [--seconds N]
+#
+# It starts sluice-relay (TURN, with a generated shared secret) and
+# sluice-coord (the coordinator, with a generated certificate, handing out
+# TURN credentials for that relay) on free loopback ports, then a sender
+# (videotestsrc ! vp8enc ! rtpvp8pay ! icesink) and a receiver (icesrc !
+# rtpvp8depay ! vp8dec ! a counting sink). The pipelines know only the
+# coordinator's address, its certificate fingerprint and each other's
+# name. It prints the selected candidate pair and the frames received, and
+# stops everything after N seconds (default 5). --relay forces the relayed
+# path (relay-only on both sides). Exit 0 when frames arrived.
 # Idempotent: installs what is missing, rebuilds only what changed.
 set -euo pipefail
 
@@ -15,20 +24,53 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$root/tests/interop/relay_lib.sh"
 cd "$root"
 
-sluice_ensure_packages "${SLUICE_PACKAGES[@]}"
-sluice_setup_build build
-sluice_build build src/relay/sluice-relay src/tools/sluice-turn src/tools/sluice-stun
+relay_only=false
+seconds=5
+while [ $# -gt 0 ]; do
+    case $1 in
+    --relay) relay_only=true ;;
+    --seconds) seconds=$2; shift ;;
+    -h | --help) sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) sluice_die "unknown option $1 (try --help)" ;;
+    esac
+    shift
+done
+case $seconds in '' | *[!0-9]*) sluice_die "--seconds wants a number" ;; esac
+[ "$seconds" -ge 2 ] && [ "$seconds" -le 600 ] || sluice_die "--seconds: 2..600"
+
+# The test suite runs this demo on its own build (SLUICE_DEMO_BUILDDIR): no
+# installing or building then.
+build=${SLUICE_DEMO_BUILDDIR:-}
+if [ -z "$build" ]; then
+    build=build
+    sluice_ensure_packages "${SLUICE_PACKAGES[@]}"
+    sluice_setup_build "$build"
+    sluice_build "$build" src/relay/sluice-relay src/coordd/sluice-coord gst/libgstsluice.so
+fi
+build=$(cd "$build" && pwd)
 
 work=$(mktemp -d)
-PEER_PID=''
-trap 'relay_cleanup "$work"' EXIT
+SEND_PID='' RECV_PID=''
+cleanup() {
+    local p
+    for p in "$SEND_PID" "$RECV_PID"; do
+        [ -n "$p" ] && kill -INT "$p" 2>/dev/null || true
+    done
+    for p in "$SEND_PID" "$RECV_PID"; do
+        [ -n "$p" ] && wait "$p" 2>/dev/null || true
+    done
+    relay_stop COORD
+    relay_cleanup "$work"
+}
+trap cleanup EXIT
 
+secret=$(openssl rand -hex 16)
 # A free port can be taken between the probe and the bind: retry.
 started=false
 for _ in 1 2 3; do
-    port=$(sluice_free_udp_port)
-    if relay_spawn RELAY "$work" build/src/relay/sluice-relay --listen 127.0.0.1 \
-        --port "$port" --workers 1 --user demo:demo --realm demo.invalid \
+    rport=$(sluice_free_udp_port)
+    if relay_spawn RELAY "$work" "$build/src/relay/sluice-relay" --listen 127.0.0.1 \
+        --port "$rport" --workers 1 --auth-secret "$secret" --realm demo.invalid \
         --allow-peer 127.0.0.0/8 --metrics-listen off; then
         started=true
         break
@@ -36,25 +78,65 @@ for _ in 1 2 3; do
     relay_stop RELAY
 done
 $started || sluice_die "sluice-relay did not start; its log: $(cat "$RELAY_LOG")"
-sluice_log "sluice-relay (pid $RELAY_PID) listening on 127.0.0.1:$port (UDP and TCP)"
+sluice_log "sluice-relay (pid $RELAY_PID): TURN on 127.0.0.1:$rport, TURN REST secret generated"
 
-peer_port=$(sluice_free_udp_port)
-relay_peer_start "$work" "$peer_port" 127.0.0.1
-sluice_log "echo peer (coturn's turnutils_peer, pid $PEER_PID) on 127.0.0.1:$peer_port"
+started=false
+for _ in 1 2 3; do
+    cport=$(sluice_free_udp_port)
+    if relay_spawn COORD "$work" "$build/src/coordd/sluice-coord" --listen 127.0.0.1 \
+        --port "$cport" --state-dir "$work/coord" --server-name 127.0.0.1 \
+        --turn-secret "$secret" --turn-uri "turn:127.0.0.1:$rport" --metrics-listen off; then
+        started=true
+        break
+    fi
+    relay_stop COORD
+done
+$started || sluice_die "sluice-coord did not start; its log: $(cat "$COORD_LOG")"
+fp=$(sed -n 's/.*msg="ready".*fingerprint=\([0-9A-Fa-f:]*\).*/\1/p' "$COORD_LOG" | head -n 1)
+[ -n "$fp" ] || sluice_die "sluice-coord did not print its fingerprint: $(cat "$COORD_LOG")"
+sluice_log "sluice-coord (pid $COORD_PID) on 127.0.0.1:$cport, certificate $fp"
 
-sluice_log "build/src/tools/sluice-stun 127.0.0.1:$port"
-build/src/tools/sluice-stun "127.0.0.1:$port"
+# The pipelines keep their generated identities in the work directory.
+export XDG_STATE_HOME="$work/state" GST_PLUGIN_PATH="$build/gst"
+common="coordinator=127.0.0.1:$cport coordinator-pin=$fp relay-only=$relay_only address=127.0.0.1"
+send=(gst-launch-1.0 -q videotestsrc is-live=true pattern=ball
+    '!' video/x-raw,width=320,height=240,framerate=30/1
+    '!' vp8enc deadline=1 keyframe-max-dist=15 '!' rtpvp8pay pt=96
+    '!' icesink $common client-name=sender peer=receiver)
+recv=(gst-launch-1.0 -m -v icesrc $common client-name=receiver peer=sender
+    '!' 'application/x-rtp,media=video,encoding-name=VP8,clock-rate=90000,payload=96'
+    '!' rtpjitterbuffer latency=100 '!' rtpvp8depay '!' vp8dec
+    '!' fpsdisplaysink video-sink=fakesink text-overlay=false sync=false
+    signal-fps-measurements=true fps-update-interval=500)
+sluice_log "receiver: ${recv[*]}"
+"${recv[@]}" >"$work/recv.log" 2>&1 &
+RECV_PID=$!
+sluice_log "sender:   ${send[*]}"
+"${send[@]}" >"$work/send.log" 2>&1 &
+SEND_PID=$!
 
-cmd=(build/src/tools/sluice-turn --user demo --password demo --ping "127.0.0.1:$peer_port"
-    --count 20 --interval-ms 50 "turn:127.0.0.1:$port")
-sluice_log "${cmd[*]}"
-rc=0
-"${cmd[@]}" || rc=$?
-case $rc in
-0) sluice_log "ok: data went to the peer and back through sluice-relay" ;;
-2) sluice_log "sluice-turn: no answer from the relay (timeout)" ;;
-3) sluice_log "sluice-turn: the relay refused (see the error line above)" ;;
-5) sluice_log "sluice-turn: every probe was lost" ;;
-*) sluice_log "sluice-turn failed (exit $rc)" ;;
-esac
-exit "$rc"
+# Stream for the demo's duration; stop early if a pipeline ends (an error).
+sleep "$seconds" &
+timer=$!
+wait -n "$timer" "$RECV_PID" "$SEND_PID" || true
+kill "$timer" 2>/dev/null || true
+kill -INT "$SEND_PID" "$RECV_PID" 2>/dev/null || true
+wait "$SEND_PID" 2>/dev/null || true
+wait "$RECV_PID" 2>/dev/null || true
+SEND_PID='' RECV_PID=''
+
+pair=$(grep -m1 -o 'sluice-selected-pair.*' "$work/recv.log" | sed 's/\\ / /g' || true)
+frames=$(grep -o 'rendered: [0-9]*' "$work/recv.log" | tail -n 1 | grep -o '[0-9]*' || true)
+if [ -n "$pair" ]; then
+    local_c=$(printf '%s' "$pair" | sed -n 's/.*local=(string)"\{0,1\}\([^",;]*\).*/\1/p')
+    remote_c=$(printf '%s' "$pair" | sed -n 's/.*remote=(string)"\{0,1\}\([^",;]*\).*/\1/p')
+    sluice_log "selected pair (receiver): ${local_c:-?} <-> ${remote_c:-?}"
+fi
+if [ -z "$frames" ] || [ "$frames" -eq 0 ]; then
+    sluice_log "no frames arrived; receiver log:"
+    tail -n 30 "$work/recv.log" >&2
+    sluice_log "sender log:"
+    tail -n 30 "$work/send.log" >&2
+    exit 1
+fi
+sluice_log "ok: $frames video frames received in ${seconds} s through sluice ($([ "$relay_only" = true ] && echo relayed by sluice-relay || echo direct ICE path))"
