@@ -662,6 +662,186 @@ typedef struct sluice_coord_server_stats {
 SLUICE_API void sluice_coord_server_get_stats(const sluice_coord_server *s,
                                               sluice_coord_server_stats *st);
 
+/* ------------------------------------------------------------------------ */
+/* Direct channel (DTLS)
+ *
+ * Once two clients have connected over ICE (DIRECT stream signalling), their
+ * messages travel on the ICE path inside DTLS 1.2 (RFC 6347), and each side
+ * checks the other's certificate against the SHA-256 fingerprint the
+ * coordinator attached to the DIRECT stream (the peer's coordinator
+ * identity): no CA, no names, the pin is the whole check.
+ *
+ * Datagrams, not a stream: each send() is one DTLS record in one UDP
+ * datagram. A message is at most max_payload bytes (max_datagram minus
+ * SLUICE_COORD_DTLS_OVERHEAD), may be lost and may arrive out of order
+ * (DTLS's replay window drops duplicates); there is no retransmission,
+ * ordering or flow control of application data (only the handshake is
+ * retransmitted). A reliable layer, if ever wanted, goes on top.
+ *
+ * Roles: the ICE controlling agent is the DTLS client, the controlled one
+ * the server. WebRTC negotiates this with SDP's a=setup; here the ICE role
+ * (fixed by the names, see SluiceCoordIce) decides, so nothing more is
+ * exchanged. The server asks for the client's certificate; both verify
+ * the peer. No HelloVerifyRequest cookie: ICE connectivity checks have
+ * already proved the peer's address.
+ *
+ * I/O model, as the rest of this header, with one exception:
+ * - handle_datagram() takes one received UDP payload (demultiplex with
+ *   sluice_coord_is_dtls(), RFC 7983); poll_transmit() gives one datagram
+ *   to send, made of whole DTLS records, at most max_datagram bytes.
+ * - Time is now_us (monotonic microseconds) from the caller, EXCEPT that
+ *   OpenSSL checks the expiry of its handshake retransmission timer
+ *   against the system clock (gettimeofday) it reads itself: the deadline
+ *   next_timeout() reports is computed from now_us (the duration OpenSSL
+ *   chose, learnt through DTLS_set_timer_cb), but when handle_timeout()
+ *   runs on a virtual clock that is ahead of the real one, OpenSSL finds
+ *   nothing due and the deadline moves to when it will. This is the one
+ *   place where the coordinator core depends on the system clock.
+ * - Certificate and key files are read at creation. OpenSSL's own
+ *   allocations do not go through cfg.alloc.
+ */
+
+/* Bytes a DTLS 1.2 record adds to a message with the AEAD suites used here
+ * (13-byte header, 8-byte explicit nonce, 16-byte tag; ChaCha20-Poly1305
+ * needs 8 fewer). */
+#define SLUICE_COORD_DTLS_OVERHEAD 37u
+#define SLUICE_COORD_DTLS_DEFAULT_MAX_DATAGRAM 1200u
+#define SLUICE_COORD_DTLS_MIN_DATAGRAM 256u
+#define SLUICE_COORD_DTLS_MAX_DATAGRAM 16384u
+
+/* RFC 7983 §7: a UDP payload whose first byte is 20..63 is DTLS (0..3 is
+ * STUN, 64..79 TURN ChannelData, 128..191 RTP/RTCP). */
+SLUICE_API bool sluice_coord_is_dtls(uint8_t first_byte);
+
+typedef struct sluice_coord_dtls sluice_coord_dtls;
+
+typedef struct sluice_coord_dtls_config {
+    /* Our identity (the one the coordinator knows us by): PEM certificate
+     * and its key. Required; read at creation. */
+    const char *cert_file;
+    const char *key_file;
+    /* true: DTLS client — the ICE controlling side; false: server. */
+    bool client;
+    /* SHA-256 of the peer's DER certificate, as the coordinator gave it
+     * (sluice_coord_event.peer_fingerprint; sluice_coord_fingerprint_parse
+     * for the text form). Required (32 bytes, copied). */
+    const uint8_t *peer_fingerprint;
+    /* Largest UDP payload sent (default 1200, 256..16384): the DTLS MTU,
+     * handshake flights are fragmented to it. Both sides should use the
+     * same value: a message above our max_payload is dropped on receipt. */
+    size_t max_datagram;
+    /* Received messages held for recv() (default 64, 1..4096); beyond,
+     * new ones are dropped and counted. */
+    size_t recv_queue;
+    /* Ciphertext not yet taken by poll_transmit before send() says
+     * SLUICE_ERR_FULL (default 64 KiB, at least 2 * max_datagram). */
+    size_t send_queue_bytes;
+    /* Handshake retransmission: first timeout in microseconds (default
+     * 1 s, RFC 6347 §4.2.4.1; 1 ms..60 s), doubled on each expiry up to
+     * 60 s. */
+    uint64_t retransmit_us;
+    /* The handshake fails with SLUICE_ERR_TIMEOUT when not done this many
+     * microseconds after it started (default 30 s, at least 1 ms). */
+    uint64_t handshake_timeout_us;
+    sluice_allocator alloc;
+} sluice_coord_dtls_config;
+
+SLUICE_API void sluice_coord_dtls_config_init(sluice_coord_dtls_config *cfg);
+
+/* Create an endpoint (reads the identity files; starts nothing). Returns
+ * NULL and sets *err (may be NULL): SLUICE_ERR_INVALID (missing files or
+ * fingerprint, values out of range), SLUICE_ERR_CRYPTO (unreadable or
+ * mismatched certificate and key; logged, module "dtls") or
+ * SLUICE_ERR_NOMEM. */
+SLUICE_API sluice_coord_dtls *sluice_coord_dtls_new(const sluice_coord_dtls_config *cfg,
+                                                    int *err);
+SLUICE_API void sluice_coord_dtls_free(sluice_coord_dtls *d);
+
+/* Start the handshake (once the ICE path is up). Client: its first flight
+ * (ClientHello) is then waiting in poll_transmit. Server: only starts the
+ * handshake timeout (a server also starts on its first datagram).
+ * Returns 0, SLUICE_ERR_STATE (already started, closed) or the error the
+ * endpoint failed with. */
+SLUICE_API int sluice_coord_dtls_start(sluice_coord_dtls *d, uint64_t now_us);
+
+/* One received UDP payload (any first byte 20..63). It must consist of
+ * whole DTLS records: otherwise it is dropped with SLUICE_ERR_TRUNCATED (a
+ * record runs past the end) or SLUICE_ERR_MALFORMED (not a DTLS 1.x
+ * record header, unknown content type) and the session goes on — a stray
+ * or forged datagram does not end it. Records DTLS itself rejects (bad
+ * MAC, replays, old epochs) are dropped silently by OpenSSL. Returns 0;
+ * the endpoint's error once it failed (here or before: input ignored);
+ * SLUICE_ERR_STATE after close() or the peer's close_notify. Messages it
+ * carried are then waiting for recv(); output (handshake flights, alerts)
+ * for poll_transmit(). data is not kept. */
+SLUICE_API int sluice_coord_dtls_handle_datagram(sluice_coord_dtls *d, uint64_t now_us,
+                                                 const uint8_t *data, size_t len);
+
+/* The next datagram to send: whole records, at most max_datagram bytes
+ * (one flight may take several datagrams). Returns its length, 0 when
+ * nothing is waiting, SLUICE_ERR_NOSPACE when cap is below the next
+ * datagram (nothing taken; max_datagram is always enough). Works after a
+ * failure too: the alert that tells the peer why may be waiting. */
+SLUICE_API int sluice_coord_dtls_poll_transmit(sluice_coord_dtls *d, uint8_t *buf, size_t cap);
+
+/* Send one message of 1..max_payload bytes as one datagram (copied and
+ * encrypted now; take it with poll_transmit). Returns 0,
+ * SLUICE_ERR_INVALID (empty or above max_payload), SLUICE_ERR_STATE (not
+ * established yet, after close() or the peer's close_notify),
+ * SLUICE_ERR_FULL (send_queue_bytes of output not taken yet), or the
+ * endpoint's error. Delivery is not guaranteed (see above). */
+SLUICE_API int sluice_coord_dtls_send(sluice_coord_dtls *d, const uint8_t *data, size_t len);
+
+/* The oldest received message, copied into buf. Returns its length (>= 1),
+ * 0 when none is waiting (see error() and peer_closed() for why none may
+ * come), SLUICE_ERR_NOSPACE when cap is too small (the message stays;
+ * max_payload is always enough). Messages received before a failure or
+ * the peer's close_notify can still be taken. */
+SLUICE_API int sluice_coord_dtls_recv(sluice_coord_dtls *d, uint8_t *buf, size_t cap);
+
+/* Handshake retransmission and the handshake timeout. Call at or after
+ * next_timeout() (early calls do nothing). */
+SLUICE_API void sluice_coord_dtls_handle_timeout(sluice_coord_dtls *d, uint64_t now_us);
+/* Earliest deadline in microseconds, SLUICE_NEVER when none (established,
+ * failed, closed, or a server waiting for its first datagram). */
+SLUICE_API uint64_t sluice_coord_dtls_next_timeout(const sluice_coord_dtls *d);
+
+/* The handshake has completed, the peer's certificate is the pinned one,
+ * and the endpoint has not failed or closed. */
+SLUICE_API bool sluice_coord_dtls_established(const sluice_coord_dtls *d);
+/* The peer's close_notify has arrived: no more messages will come. */
+SLUICE_API bool sluice_coord_dtls_peer_closed(const sluice_coord_dtls *d);
+/* 0, or the negative code the endpoint failed with: SLUICE_ERR_AUTH (the
+ * peer's certificate is not the pinned one, it sent none, or the peer
+ * rejected ours), SLUICE_ERR_TIMEOUT (handshake timeout or too many
+ * retransmissions), SLUICE_ERR_CRYPTO (any other DTLS failure). Final. */
+SLUICE_API int sluice_coord_dtls_error(const sluice_coord_dtls *d);
+/* Why it failed, for a person ("peer certificate fingerprint AB:... is not
+ * the pinned CD:...", "DTLS alert from the peer: bad certificate", ...);
+ * "" while it has not. Owned by d. */
+SLUICE_API const char *sluice_coord_dtls_error_text(const sluice_coord_dtls *d);
+
+/* Largest message send() takes: max_datagram - SLUICE_COORD_DTLS_OVERHEAD. */
+SLUICE_API size_t sluice_coord_dtls_max_payload(const sluice_coord_dtls *d);
+
+/* Queue a close_notify (when established; before that, nothing is sent)
+ * and stop: send() and handle_datagram() say SLUICE_ERR_STATE, timers end.
+ * Idempotent. */
+SLUICE_API void sluice_coord_dtls_close(sluice_coord_dtls *d);
+
+typedef struct sluice_coord_dtls_stats {
+    uint64_t datagrams_in;       /* accepted by handle_datagram */
+    uint64_t datagrams_rejected; /* TRUNCATED / MALFORMED */
+    uint64_t datagrams_out;      /* given by poll_transmit */
+    uint64_t messages_in, messages_out;
+    uint64_t messages_dropped;   /* receive queue full, or above max_payload */
+    uint64_t retransmits;        /* handshake flights resent on a timeout */
+    uint64_t handshake_us;       /* start to established, in now_us terms; 0 until then */
+} sluice_coord_dtls_stats;
+
+SLUICE_API void sluice_coord_dtls_get_stats(const sluice_coord_dtls *d,
+                                            sluice_coord_dtls_stats *st);
+
 #ifdef __cplusplus
 }
 #endif
