@@ -28,5 +28,6 @@ G_END_DECLS
 #include "sluice-turn-allocation.h"
 #include "sluice-coord-client.h"
 #include "sluice-coord-ice.h"
+#include "sluice-direct-channel.h"
 
 #endif

@@ -6,11 +6,16 @@
  *
  *   ice_peer [--controlling] [--stun URI] [--turn URI --user U --pass P]
  *            [--relay-only] [--count N] [--timeout-s S]
- *            [--coordinator HOST:PORT --name N --peer P --pin FINGERPRINT]
+ *            [--coordinator HOST:PORT --name N --peer P --pin FINGERPRINT
+ *             [--dtls [--bad-peer-fingerprint]]]
  *
  * With --coordinator the signalling goes through sluice-coord instead
  * (SluiceCoordIce: the role comes from the names, TURN credentials from the
- * coordinator) and stdin only carries "quit".
+ * coordinator) and stdin only carries "quit". With --dtls the datagrams go
+ * over a SluiceDirectChannel (DTLS, the peer pinned by the fingerprint the
+ * coordinator gave; the controlling side is the DTLS client) instead of
+ * raw sluice_agent_send; --bad-peer-fingerprint pins a fingerprint with
+ * one byte changed, which must fail the handshake.
  *
  * stdout (one line each, flushed):
  *   cred UFRAG PWD          local credentials
@@ -18,13 +23,17 @@
  *   eoc                     gathering done
  *   selected LTYPE RTYPE L R  the selected pair (types host/srflx/prflx/relay)
  *   connected MS            state connected, ms after the remote credentials
- *   received N              N media datagrams arrived intact (once, at --count)
- *   error TEXT              and exit 1
+ *   received N              N media datagrams arrived intact (once, at --count;
+ *                           with --dtls on the controlling side, after the rtt line)
+ *   dtls established MS     the DTLS handshake is done, MS after the selected pair
+ *   dtls rtt MIN MEDIAN MAX  controlling side: ms for a message and its echo (10)
+ *   error TEXT              and exit 1 (DTLS failures: "error dtls: REASON")
  * stdin: the other peer's cred/cand/eoc lines, then "quit".
  *
  * Once connected it sends --count numbered datagrams (one every 10 ms, so
  * a NAT or relay that drops the first ones still lets the rest through)
- * and reports when it has received the other peer's --count datagrams. */
+ * and reports when it has received the other peer's --count datagrams.
+ * With --dtls the controlling side then sends 10 pings the other echoes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +42,8 @@
 #include "sluice-agent.h"
 #include "sluice-gio.h"
 
+#define PINGS 10
+
 struct peer {
     SluiceAgent *agent;
     GMainLoop *loop;
@@ -40,9 +51,15 @@ struct peer {
     int count;
     int sent, received;
     gboolean connected, reported;
-    gint64 t_creds;
+    gint64 t_creds, t_selected;
     int rc;
     GString *line;
+    /* --dtls */
+    gboolean dtls, bad_fp, controlling;
+    SluiceCoordClient *cc;
+    SluiceDirectChannel *ch;
+    int pings, pongs;
+    double rtt_ms[PINGS];
 };
 
 static void out(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
@@ -93,13 +110,15 @@ static const char *cand_type(const char *sdp)
 static void on_selected(SluiceAgent *a, guint stream, guint comp, const gchar *local,
                         const gchar *remote, gpointer ud)
 {
+    struct peer *p = ud;
     char lt[16];
     (void)a;
     (void)stream;
     (void)comp;
-    (void)ud;
     g_strlcpy(lt, cand_type(local), sizeof lt);
     out("selected %s %s %s | %s", lt, cand_type(remote), local, remote);
+    if (!p->t_selected)
+        p->t_selected = g_get_monotonic_time();
 }
 
 static gboolean send_tick(gpointer ud)
@@ -107,15 +126,30 @@ static gboolean send_tick(gpointer ud)
     struct peer *p = ud;
     char msg[64];
     GError *e = NULL;
-    if (p->sent >= p->count)
+    gboolean ok;
+    int n;
+    if (p->sent < p->count) {
+        n = snprintf(msg, sizeof msg, "sluice-nat-test %d", p->sent);
+    } else if (p->dtls && p->controlling && p->pings < PINGS) {
+        /* Round trips over DTLS: the other side echoes each ping. */
+        n = snprintf(msg, sizeof msg, "sluice-nat-ping %d %" G_GINT64_FORMAT, p->pings,
+                     g_get_monotonic_time());
+    } else {
         return G_SOURCE_REMOVE;
-    int n = snprintf(msg, sizeof msg, "sluice-nat-test %d", p->sent);
-    if (sluice_agent_send(p->agent, p->stream, 1, (const guint8 *)msg, (gsize)n, &e) < 0) {
+    }
+    if (p->dtls)
+        ok = sluice_direct_channel_send(p->ch, (const guint8 *)msg, (gsize)n, &e);
+    else
+        ok = sluice_agent_send(p->agent, p->stream, 1, (const guint8 *)msg, (gsize)n, &e) >= 0;
+    if (!ok) {
         fail(p, "send", e);
         g_clear_error(&e);
         return G_SOURCE_REMOVE;
     }
-    p->sent++;
+    if (p->sent < p->count)
+        p->sent++;
+    else
+        p->pings++;
     return G_SOURCE_CONTINUE;
 }
 
@@ -128,10 +162,91 @@ static void on_state(SluiceAgent *a, guint stream, gint st, gpointer ud)
         !p->connected) {
         p->connected = TRUE;
         out("connected %.1f", (double)(g_get_monotonic_time() - p->t_creds) / 1000.0);
-        g_timeout_add(10, send_tick, p);
+        if (!p->dtls) /* with --dtls: once the channel is established */
+            g_timeout_add(10, send_tick, p);
     } else if (st == SLUICE_ICE_FAILED) {
         fail(p, "ICE failed", NULL);
     }
+}
+
+/* "received" once the other side's datagrams are all in (and, with
+ * --dtls on the controlling side, the round trips measured). */
+static void maybe_report(struct peer *p)
+{
+    if (p->received >= p->count && !p->reported &&
+        !(p->dtls && p->controlling && p->pongs < PINGS)) {
+        p->reported = TRUE;
+        out("received %d", p->received);
+    }
+}
+
+static void count_received(struct peer *p)
+{
+    p->received++;
+    maybe_report(p);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void on_dtls_established(SluiceDirectChannel *ch, gpointer ud)
+{
+    struct peer *p = ud;
+    (void)ch;
+    out("dtls established %.1f",
+        p->t_selected ? (double)(g_get_monotonic_time() - p->t_selected) / 1000.0 : -1.0);
+    g_timeout_add(10, send_tick, p);
+}
+
+static void on_dtls_message(SluiceDirectChannel *ch, GBytes *b, gpointer ud)
+{
+    struct peer *p = ud;
+    gsize len;
+    const char *data = g_bytes_get_data(b, &len);
+    char text[96];
+    if (len >= sizeof text)
+        return;
+    memcpy(text, data, len);
+    text[len] = 0;
+    if (g_str_has_prefix(text, "sluice-nat-test ")) {
+        count_received(p);
+    } else if (g_str_has_prefix(text, "sluice-nat-ping ")) {
+        memcpy(text + 11, "pong", 4);
+        if (!sluice_direct_channel_send(ch, (const guint8 *)text, len, NULL))
+            out("# pong not sent");
+    } else if (g_str_has_prefix(text, "sluice-nat-pong ") && p->pongs < PINGS) {
+        gint64 t0 = 0;
+        int seq = 0;
+        if (sscanf(text + 16, "%d %" G_GINT64_FORMAT, &seq, &t0) != 2)
+            return;
+        p->rtt_ms[p->pongs++] = (double)(g_get_monotonic_time() - t0) / 1000.0;
+        if (p->pongs == PINGS) {
+            double s[PINGS];
+            memcpy(s, p->rtt_ms, sizeof s);
+            qsort(s, PINGS, sizeof s[0], cmp_double);
+            out("dtls rtt %.3f %.3f %.3f", s[0], s[PINGS / 2], s[PINGS - 1]);
+            maybe_report(p);
+        }
+    }
+}
+
+static void on_dtls_error(SluiceDirectChannel *ch, const gchar *reason, gpointer ud)
+{
+    struct peer *p = ud;
+    (void)ch;
+    out("error dtls: %s", reason);
+    p->rc = 1;
+    g_main_loop_quit(p->loop);
+}
+
+static void on_dtls_closed(SluiceDirectChannel *ch, gpointer ud)
+{
+    (void)ch;
+    (void)ud;
+    out("dtls closed");
 }
 
 static void on_recv(SluiceAgent *a, guint stream, guint comp, const guint8 *data, gsize len,
@@ -142,11 +257,7 @@ static void on_recv(SluiceAgent *a, guint stream, guint comp, const guint8 *data
     (void)stream;
     (void)comp;
     if (len > 16 && memcmp(data, "sluice-nat-test ", 16) == 0)
-        p->received++;
-    if (p->received >= p->count && !p->reported) {
-        p->reported = TRUE;
-        out("received %d", p->received);
-    }
+        count_received(p);
 }
 
 static void handle_line(struct peer *p, char *l)
@@ -193,10 +304,31 @@ static gboolean on_stdin(GIOChannel *ch, GIOCondition cond, gpointer ud)
 static void on_coord_ready(SluiceCoordIce *ci, gboolean controlling, const gchar *fp,
                            gpointer ud)
 {
+    struct peer *p = ud;
+    GError *e = NULL;
     (void)ci;
-    (void)ud;
     out("coordinated %s peer-fingerprint %s", controlling ? "controlling" : "controlled",
         fp ? fp : "-");
+    if (!p->dtls || p->ch)
+        return;
+    p->controlling = controlling;
+    gchar *pin = g_strdup(fp ? fp : "");
+    if (p->bad_fp && pin[0])
+        pin[0] = pin[0] == '0' ? '1' : '0'; /* the first byte, changed */
+    /* The controlling side is the DTLS client; our identity is the one the
+     * client connected to the coordinator with. */
+    p->ch = sluice_direct_channel_new_for_coord(p->cc, p->agent, p->stream, 1, controlling, pin,
+                                                &e);
+    g_free(pin);
+    if (!p->ch) {
+        fail(p, "dtls", e);
+        g_clear_error(&e);
+        return;
+    }
+    g_signal_connect(p->ch, "established", G_CALLBACK(on_dtls_established), p);
+    g_signal_connect(p->ch, "message", G_CALLBACK(on_dtls_message), p);
+    g_signal_connect(p->ch, "error", G_CALLBACK(on_dtls_error), p);
+    g_signal_connect(p->ch, "closed", G_CALLBACK(on_dtls_closed), p);
 }
 
 static void on_coord_failed(SluiceCoordIce *ci, const gchar *reason, gpointer ud)
@@ -220,7 +352,7 @@ static gboolean on_timeout(gpointer ud)
 
 int main(int argc, char **argv)
 {
-    gboolean controlling = FALSE, relay_only = FALSE;
+    gboolean controlling = FALSE, relay_only = FALSE, dtls = FALSE, bad_fp = FALSE;
     gchar *stun = NULL, *turn = NULL, *user = NULL, *pass = NULL;
     gint count = 20, timeout_s = 30;
     gchar *coordinator = NULL, *name = NULL, *peer = NULL, *pin = NULL;
@@ -237,18 +369,26 @@ int main(int argc, char **argv)
         {"name", 0, 0, G_OPTION_ARG_STRING, &name, "our name at the coordinator", "N"},
         {"peer", 0, 0, G_OPTION_ARG_STRING, &peer, "the other peer's name", "P"},
         {"pin", 0, 0, G_OPTION_ARG_STRING, &pin, "coordinator certificate SHA-256", "FP"},
+        {"dtls", 0, 0, G_OPTION_ARG_NONE, &dtls, "datagrams over a DTLS direct channel", NULL},
+        {"bad-peer-fingerprint", 0, 0, G_OPTION_ARG_NONE, &bad_fp,
+         "pin a wrong peer fingerprint (DTLS must fail)", NULL},
         {NULL, 0, 0, 0, NULL, NULL, NULL}};
     GOptionContext *oc = g_option_context_new("- ICE peer for the namespace NAT tests");
     GError *e = NULL;
     struct peer p = {0};
     g_option_context_add_main_entries(oc, entries, NULL);
     if (!g_option_context_parse(oc, &argc, &argv, &e) || count < 1 || count > 1000 ||
-        timeout_s < 1 || timeout_s > 300) {
-        fprintf(stderr, "ice_peer: %s\n", e ? e->message : "bad --count or --timeout-s");
+        timeout_s < 1 || timeout_s > 300 || (dtls && !coordinator) || (bad_fp && !dtls)) {
+        fprintf(stderr, "ice_peer: %s\n",
+                e ? e->message
+                  : "bad --count or --timeout-s, or --dtls without --coordinator, or "
+                    "--bad-peer-fingerprint without --dtls");
         return 2;
     }
     g_option_context_free(oc);
     p.count = count;
+    p.dtls = dtls;
+    p.bad_fp = bad_fp;
     /* Everything on the default context: the agent's signals and stdin. */
     p.loop = g_main_loop_new(NULL, FALSE);
     p.agent = sluice_agent_new(g_main_context_default());
@@ -269,7 +409,7 @@ int main(int argc, char **argv)
     if (coordinator) {
         /* Candidates are still printed (on_candidate) for the log; the
          * driver does not forward them. */
-        cc = sluice_coord_client_gio_new(g_main_context_default(), name);
+        cc = p.cc = sluice_coord_client_gio_new(g_main_context_default(), name);
         g_object_set(cc, "pin", pin, NULL);
         g_signal_connect(cc, "refused", G_CALLBACK(on_coord_end), &p);
         ci = sluice_coord_ice_new(cc, p.agent, p.stream, peer, "sluice-ice/nat-test", &e);
@@ -297,6 +437,7 @@ int main(int argc, char **argv)
     g_main_loop_run(p.loop);
     g_source_remove(to);
     g_io_channel_unref(in);
+    g_clear_object(&p.ch); /* a close_notify to the peer */
     if (cc)
         sluice_coord_client_gio_close(cc, "done");
     g_clear_object(&ci);

@@ -12,7 +12,12 @@ coordinator hands out TURN REST credentials for the relay (shared secret).
 Cases: port-restricted cone NATs on both sides connect directly (hole
 punching); symmetric NATs on both sides connect through sluice-relay with
 the coordinator's credentials. Each checks the peer fingerprint the
-coordinator vouched for and datagrams both ways.
+coordinator vouched for and datagrams both ways. The same two again with
+--dtls: the datagrams travel in a SluiceDirectChannel (DTLS, each side
+pinning the fingerprint the coordinator gave; alice, controlling, is the
+DTLS client), with round trips measured. And one negative case: bob pins a
+fingerprint with one byte changed, so the handshake must fail with a
+fingerprint error and no datagram may get through.
 """
 import os
 import re
@@ -31,7 +36,7 @@ TIMEOUT_S = 30
 COORD_PORT = 7878
 
 
-def run_clients(topo, peer_bin, pin, state):
+def run_clients(topo, peer_bin, pin, state, extra):
     uri = f"{netns.SERVER_IP}:{COORD_PORT}"
     procs = {}
     env = dict(os.environ)
@@ -39,7 +44,8 @@ def run_clients(topo, peer_bin, pin, state):
         env["XDG_STATE_HOME"] = os.path.join(state, side)
         procs[side] = subprocess.Popen(
             topo.exec_prefix(side) + [peer_bin, "--coordinator", uri, "--name", name, "--peer",
-                                      peer, "--pin", pin, "--timeout-s", str(TIMEOUT_S)],
+                                      peer, "--pin", pin, "--timeout-s", str(TIMEOUT_S)] +
+            list(extra.get(side, ())),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     lines = {"a": [], "b": []}
     done = {"a": False, "b": False}
@@ -89,10 +95,46 @@ def identity_fingerprint(state, side, name):
     return out.strip().split("=", 1)[1].upper()
 
 
+DTLS = {"a": ("--dtls",), "b": ("--dtls",)}
+BAD_PIN = {"a": ("--dtls",), "b": ("--dtls", "--bad-peer-fingerprint")}
+
+# name, NAT a, NAT b, expected pair, extra ice_peer arguments per side,
+# whether the datagrams must get through.
 CASES = [
-    ("cone_cone_direct_via_coordinator", netns.CONE, netns.CONE, "direct"),
-    ("symmetric_symmetric_relayed_via_coordinator", netns.SYMMETRIC, netns.SYMMETRIC, "relay"),
+    ("cone_cone_direct_via_coordinator", netns.CONE, netns.CONE, "direct", {}, True),
+    ("symmetric_symmetric_relayed_via_coordinator", netns.SYMMETRIC, netns.SYMMETRIC, "relay",
+     {}, True),
+    ("cone_cone_direct_dtls", netns.CONE, netns.CONE, "direct", DTLS, True),
+    ("symmetric_symmetric_relayed_dtls", netns.SYMMETRIC, netns.SYMMETRIC, "relay", DTLS, True),
+    ("cone_cone_dtls_wrong_pin_fails", netns.CONE, netns.CONE, "direct", BAD_PIN, False),
 ]
+
+
+def check_dtls(lines, problems):
+    """Both sides established DTLS and say how long it took; alice (the
+    DTLS client) measured round trips."""
+    for side in ("a", "b"):
+        est = first(lines[side], "dtls established ")
+        if not est:
+            problems.append(f"{side}: DTLS not established")
+    if not first(lines["a"], "dtls rtt "):
+        problems.append("a: no round trips measured over DTLS")
+
+
+def check_wrong_pin(lines, problems):
+    """Both sides fail the handshake, bob (with the wrong pin) because of
+    the fingerprint, alice because bob rejected her certificate; nothing
+    gets through."""
+    for side in ("a", "b"):
+        if first(lines[side], "dtls established"):
+            problems.append(f"{side}: DTLS established with a wrong pin")
+        if first(lines[side], "received "):
+            problems.append(f"{side}: datagrams got through with a wrong pin")
+        if not first(lines[side], "error dtls: "):
+            problems.append(f"{side}: no DTLS error")
+    err = first(lines["b"], "error dtls: ") or ""
+    if "fingerprint" not in err:
+        problems.append(f"b: not a fingerprint error: {err!r}")
 
 
 def main():
@@ -105,7 +147,7 @@ def main():
         tap_skip_all(why)
     print(f"1..{len(CASES)}")
     failures = 0
-    for i, (name, nat_a, nat_b, want) in enumerate(CASES, 1):
+    for i, (name, nat_a, nat_b, want, extra, deliver) in enumerate(CASES, 1):
         topo = relay = coord = None
         problems = []
         with tempfile.TemporaryDirectory() as state:
@@ -122,16 +164,22 @@ def main():
                 m = re.search(r"fingerprint=([0-9A-Fa-f:]+)", coord.ready_line)
                 if not m:
                     raise RuntimeError("no fingerprint in: " + coord.ready_line)
-                lines = run_clients(topo, peer_bin, m.group(1), state)
+                lines = run_clients(topo, peer_bin, m.group(1), state, extra)
                 for side in ("a", "b"):
                     for l in lines[side]:
                         if not l.startswith("cand "):
                             print(f"# {side}: {l}")
+                    if not deliver:
+                        continue
                     if not first(lines[side], "received "):
                         problems.append(f"{side} did not receive the other's datagrams")
                     err = first(lines[side], "error ")
                     if err:
                         problems.append(f"{side}: {err}")
+                if not deliver:
+                    check_wrong_pin(lines, problems)
+                elif extra:
+                    check_dtls(lines, problems)
                 # The coordinator vouched for the right certificates.
                 for side, other, other_name in (("a", "b", "bob"), ("b", "a", "alice")):
                     got = first(lines[side], "coordinated ")
