@@ -401,6 +401,9 @@ static gboolean connect_start(gpointer data)
     ConnectStart *cs = data;
     GSocketClient *sc = g_socket_client_new();
     g_socket_client_set_timeout(sc, 10);
+    /* A direct TCP connection: no proxy lookup (which would also load
+     * GIO's libproxy module, C++ that cannot run under ASan). */
+    g_socket_client_set_enable_proxy(sc, FALSE);
     /* We are dispatching ctx, so we own it and may make it the default. */
     g_main_context_push_thread_default(cs->ctx);
     g_socket_client_connect_async(sc, cs->where, cs->cancel, on_connected, cs->guard);
