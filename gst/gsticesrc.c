@@ -51,11 +51,13 @@ struct _GstIceSrc {
     GstBufferPool *pool;
     guint batch; /* adapts to the traffic: 1..BATCH */
     gboolean gro;     /* UDP_GRO on the claimed sockets */
+    gboolean no_lists;
+    GQueue pending; /* no_lists: datagrams read, not yet pushed */
     guint8 *gro_buf;  /* GRO_MSGS reads of GRO_READ bytes */
     guint64 received, dropped;
 };
 
-enum { PROP_0, PROP_MTU = GST_SLUICE_PROP_LAST, PROP_PACKETS_RECEIVED };
+enum { PROP_0, PROP_MTU = GST_SLUICE_PROP_LAST, PROP_PACKETS_RECEIVED, PROP_BUFFER_LISTS };
 
 static GstStaticPadTemplate src_template =
     GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
@@ -68,6 +70,8 @@ static void gst_ice_src_set_property(GObject *obj, guint id, const GValue *v, GP
     GstIceSrc *self = GST_ICE_SRC(obj);
     if (id == PROP_MTU)
         self->mtu = g_value_get_uint(v);
+    else if (id == PROP_BUFFER_LISTS)
+        self->no_lists = !g_value_get_boolean(v);
     else if (!gst_sluice_session_set_property(&self->session, id, v))
         G_OBJECT_WARN_INVALID_PROPERTY_ID(obj, id, ps);
 }
@@ -77,6 +81,8 @@ static void gst_ice_src_get_property(GObject *obj, guint id, GValue *v, GParamSp
     GstIceSrc *self = GST_ICE_SRC(obj);
     if (id == PROP_MTU) {
         g_value_set_uint(v, self->mtu);
+    } else if (id == PROP_BUFFER_LISTS) {
+        g_value_set_boolean(v, !self->no_lists);
     } else if (id == PROP_PACKETS_RECEIVED) {
         GST_OBJECT_LOCK(self);
         g_value_set_uint64(v, self->received);
@@ -161,6 +167,7 @@ static gboolean gst_ice_src_stop(GstBaseSrc *bsrc)
         gst_clear_object(&self->pool);
     }
     g_clear_pointer(&self->gro_buf, g_free);
+    g_queue_clear_full(&self->pending, (GDestroyNotify)gst_buffer_unref);
     gst_sluice_session_stop(&self->session);
     g_clear_object(&self->agent);
     release_cancel_fd(self);
@@ -458,6 +465,10 @@ static GstFlowReturn gst_ice_src_create(GstPushSrc *psrc, GstBuffer **outbuf)
     GstFlowReturn ret;
 
     *outbuf = NULL;
+    if (!g_queue_is_empty(&self->pending)) {
+        *outbuf = g_queue_pop_head(&self->pending);
+        return GST_FLOW_OK;
+    }
     while (n_got == 0) {
         guint n_fds = 0;
         GstClock *clock;
@@ -493,6 +504,13 @@ static GstFlowReturn gst_ice_src_create(GstPushSrc *psrc, GstBuffer **outbuf)
         *outbuf = got[0];
         return GST_FLOW_OK;
     }
+    if (self->no_lists) {
+        /* One buffer per create(): the rest wait in order. */
+        for (guint i = 1; i < n_got; i++)
+            g_queue_push_tail(&self->pending, got[i]);
+        *outbuf = got[0];
+        return GST_FLOW_OK;
+    }
     list = gst_buffer_list_new_sized(n_got);
     for (guint i = 0; i < n_got; i++)
         gst_buffer_list_add(list, got[i]);
@@ -525,6 +543,14 @@ static void gst_ice_src_class_init(GstIceSrcClass *klass)
                           "Largest datagram received; larger ones are dropped and counted", 576,
                           65536, DEFAULT_MTU,
                           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+    g_object_class_install_property(
+        oc, PROP_BUFFER_LISTS,
+        g_param_spec_boolean("buffer-lists", "Buffer lists",
+                             "Push the datagrams of one read as a buffer list; FALSE pushes "
+                             "them one by one (webrtcbin's DTLS/SRTP chain in GStreamer 1.22 "
+                             "mishandles lists: docs/elements.md)",
+                             TRUE,
+                             G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
     g_object_class_install_property(
         oc, PROP_PACKETS_RECEIVED,
         g_param_spec_uint64("packets-received", "Packets received",
