@@ -477,19 +477,21 @@ static void add_remote(GstSluiceWebRTCICE *self, guint stream_id, const gchar *c
     g_error_free(err);
 }
 
-/* mDNS (".local") host candidates, as browsers offer them: resolved with the
- * system resolver (nss-mdns, when installed) on this object's thread. */
-static void on_mdns_resolved(GObject *resolver, GAsyncResult *res, gpointer data)
+/* mDNS (".local") host candidates, as browsers offer them: resolved with
+ * the system resolver (nss-mdns, when installed) on a short-lived thread of
+ * their own, which holds only a weak reference (an unanswered mDNS query
+ * takes seconds; nothing waits for it). */
+static gpointer mdns_resolve(gpointer data)
 {
     MdnsLookup *m = data;
-    GstSluiceWebRTCICE *self = g_weak_ref_get(&m->ice);
+    GResolver *r = g_resolver_get_default();
     GError *err = NULL;
-    GList *addrs = g_resolver_lookup_by_name_finish(G_RESOLVER(resolver), res, &err);
+    GList *addrs = g_resolver_lookup_by_name(r, m->fields[4], NULL, &err);
+    GstSluiceWebRTCICE *self = g_weak_ref_get(&m->ice);
     if (self && addrs) {
-        gchar *ip = g_inet_address_to_string(addrs->data);
         gchar *line;
         g_free(m->fields[4]);
-        m->fields[4] = ip;
+        m->fields[4] = g_inet_address_to_string(addrs->data);
         line = g_strjoinv(" ", m->fields);
         GST_DEBUG_OBJECT(self, "mDNS candidate resolved: %s", line);
         add_remote(self, m->stream_id, line);
@@ -502,18 +504,11 @@ static void on_mdns_resolved(GObject *resolver, GAsyncResult *res, gpointer data
     }
     g_clear_error(&err);
     g_resolver_free_addresses(addrs);
+    g_object_unref(r);
     if (self)
         gst_object_unref(self);
     mdns_lookup_free(m);
-}
-
-static gboolean mdns_start(gpointer data)
-{
-    MdnsLookup *m = data;
-    GResolver *r = g_resolver_get_default();
-    g_resolver_lookup_by_name_async(r, m->fields[4], NULL, on_mdns_resolved, m);
-    g_object_unref(r);
-    return G_SOURCE_REMOVE;
+    return NULL;
 }
 
 static void add_candidate(GstWebRTCICE *ice, GstWebRTCICEStream *stream, const gchar *candidate)
@@ -539,14 +534,11 @@ static void add_candidate(GstWebRTCICE *ice, GstWebRTCICEStream *stream, const g
         GST_DEBUG_OBJECT(self, "ICE-TCP candidate ignored (not supported): %s", candidate);
     } else if (g_str_has_suffix(f[4], ".local")) {
         MdnsLookup *m = g_new0(MdnsLookup, 1);
-        GMainContext *ctx = NULL;
         g_weak_ref_init(&m->ice, self);
         m->stream_id = stream->stream_id;
         m->fields = f;
         f = NULL;
-        g_object_get(self->agent, "main-context", &ctx, NULL);
-        g_main_context_invoke(ctx, mdns_start, m);
-        g_main_context_unref(ctx);
+        g_thread_unref(g_thread_new("sluice-mdns", mdns_resolve, m));
     } else {
         add_remote(self, stream->stream_id, candidate);
     }

@@ -8,7 +8,11 @@
  * is a GMainLoop with a deadline; every agent gathers on 127.0.0.1 only
  * ("add-local-ip-address"). Prints the time from the answer being applied
  * to each side's ICE connection state "connected" (docs/webrtcbin.md). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <gio/gio.h>
 #include <gst/check/gstcheck.h>
@@ -19,8 +23,8 @@
 #include "sluice-webrtc-ice.h"
 
 #define DEADLINE_S 20
-#define FRAMES 10   /* VP8 frames each receiver must get per stream */
-#define MESSAGES 3  /* data-channel messages each side must get */
+#define FRAMES 10  /* VP8 frames each receiver must get per stream */
+#define MESSAGES 3 /* data-channel messages each side must get */
 #define MAX_VIDEOS 2
 
 typedef enum {
@@ -47,16 +51,16 @@ typedef struct {
     GMutex lock;
     gint64 t_answer; /* monotonic µs */
     gboolean negotiation_needed, offered, timed_out, failed;
-    gboolean two_way;     /* both peers send video and use the channel */
-    guint videos;         /* video streams each way */
-    gboolean data;        /* a data channel */
-    gchar *turn;          /* the offerer's TURN server: relay-only */
-    GSubprocess *py;      /* aiortc */
+    gboolean two_way; /* both peers send video and use the channel */
+    guint videos;     /* video streams each way */
+    gboolean data;    /* a data channel */
+    gchar *turn;      /* the offerer's TURN server: relay-only */
+    GSubprocess *py;  /* aiortc */
     GDataInputStream *py_out;
     GCancellable *py_cancel;
     gboolean py_offered, py_exited;
     gint py_frames, py_messages;
-    gint64 t_py_ice;      /* aiortc's ICE "completed", µs after the answer */
+    gint64 t_py_ice; /* aiortc's ICE "completed", µs after the answer */
 } Call;
 
 static const gchar *SENDER =
@@ -648,6 +652,25 @@ static void check_relayed(Peer *p)
     gst_promise_unref(pr);
 }
 
+/* Threads of this process whose name starts with prefix (the agents'
+ * threads are "sluice:NAME"). */
+static guint count_threads(const gchar *prefix)
+{
+    GDir *d = g_dir_open("/proc/self/task", 0, NULL);
+    const gchar *tid;
+    guint n = 0;
+    while (d && (tid = g_dir_read_name(d))) {
+        gchar *path = g_strdup_printf("/proc/self/task/%s/comm", tid), *comm = NULL;
+        if (g_file_get_contents(path, &comm, NULL, NULL) && g_str_has_prefix(comm, prefix))
+            n++;
+        g_free(comm);
+        g_free(path);
+    }
+    if (d)
+        g_dir_close(d);
+    return n;
+}
+
 static void call_clear(Call *c)
 {
     gst_element_set_state(c->pipe, GST_STATE_NULL);
@@ -664,9 +687,43 @@ static void call_clear(Call *c)
         fail_unless(left == NULL, "%s: the ICE agent outlived webrtcbin", p->name);
         g_weak_ref_clear(&p->ice_weak);
     }
+    /* With the last element gone, the agents and their threads are too. */
+    fail_unless_equals_int(count_threads("sluice:"), 0);
     g_main_loop_unref(c->loop);
     g_free(c->turn);
     g_mutex_clear(&c->lock);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The backend without webrtcbin, through the GstWebRTCICE API. */
+
+/* IP_TOS of this process's UDP socket bound to 127.0.0.1:port, -1 if none. */
+static gint socket_tos(guint port)
+{
+    GDir *d = g_dir_open("/proc/self/fd", 0, NULL);
+    const gchar *name;
+    gint tos = -1;
+    while (d && tos < 0 && (name = g_dir_read_name(d))) {
+        int fd = atoi(name), type = 0, v = 0;
+        struct sockaddr_in sa;
+        socklen_t len = sizeof sa, tl = sizeof type, vl = sizeof v;
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_DGRAM)
+            continue;
+        if (getsockname(fd, (struct sockaddr *)&sa, &len) != 0 || sa.sin_family != AF_INET ||
+            ntohs(sa.sin_port) != port || sa.sin_addr.s_addr != htonl(INADDR_LOOPBACK))
+            continue;
+        if (getsockopt(fd, IPPROTO_IP, IP_TOS, &v, &vl) == 0)
+            tos = v;
+    }
+    if (d)
+        g_dir_close(d);
+    return tos;
+}
+
+static gboolean quit_loop(gpointer data)
+{
+    g_main_loop_quit(data);
+    return G_SOURCE_REMOVE;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -693,8 +750,7 @@ static void two_webrtcbins(Backend offerer, Backend answerer, const gchar *bundl
             data ? ", a data channel" : "");
     add_peer(&c, &c.p[0], bundle);
     add_peer(&c, &c.p[1], bundle);
-    g_signal_connect(c.p[0].webrtc, "on-negotiation-needed", G_CALLBACK(on_negotiation_needed),
-                     &c);
+    g_signal_connect(c.p[0].webrtc, "on-negotiation-needed", G_CALLBACK(on_negotiation_needed), &c);
     fail_unless(gst_element_set_state(c.pipe, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
     if (data) {
         GstWebRTCDataChannel *ch = NULL;
@@ -780,8 +836,7 @@ static void relayed_call(const gchar *server, const gchar *transport)
     c.videos = 1;
     c.data = TRUE;
     c.turn = g_strdup_printf("%s://%s:%s@127.0.0.1:%s%s", tls ? "turns" : "turn", user, pass,
-                             env(port_env),
-                             g_str_equal(transport, "tcp") ? "?transport=tcp" : "");
+                             env(port_env), g_str_equal(transport, "tcp") ? "?transport=tcp" : "");
     c.p[0].name = "offerer";
     c.p[0].backend = BACKEND_SLUICE;
     c.p[1].name = "answerer";
@@ -790,8 +845,7 @@ static void relayed_call(const gchar *server, const gchar *transport)
             g_str_equal(server, "RELAY") ? "sluice-relay" : "coturn", transport);
     add_peer(&c, &c.p[0], "max-bundle");
     add_peer(&c, &c.p[1], "max-bundle");
-    g_signal_connect(c.p[0].webrtc, "on-negotiation-needed", G_CALLBACK(on_negotiation_needed),
-                     &c);
+    g_signal_connect(c.p[0].webrtc, "on-negotiation-needed", G_CALLBACK(on_negotiation_needed), &c);
     fail_unless(gst_element_set_state(c.pipe, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
     {
         GstWebRTCDataChannel *ch = NULL;
@@ -863,8 +917,7 @@ static void aiortc_call(Backend offerer)
             "channel\n",
             backend_name(offerer));
     add_peer(&c, &c.p[0], "max-bundle");
-    g_signal_connect(c.p[0].webrtc, "on-negotiation-needed", G_CALLBACK(on_negotiation_needed),
-                     &c);
+    g_signal_connect(c.p[0].webrtc, "on-negotiation-needed", G_CALLBACK(on_negotiation_needed), &c);
     py_start(&c);
     fail_unless(gst_element_set_state(c.pipe, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
     g_signal_emit_by_name(c.p[0].webrtc, "create-data-channel", "chat", NULL, &ch);
@@ -876,8 +929,7 @@ static void aiortc_call(Backend offerer)
     report(&c);
     g_print("aiortc          : ICE completed  %6.1f ms after the answer; %d frames, %d messages "
             "received\n",
-            c.t_py_ice / 1000.0, g_atomic_int_get(&c.py_frames),
-            g_atomic_int_get(&c.py_messages));
+            c.t_py_ice / 1000.0, g_atomic_int_get(&c.py_frames), g_atomic_int_get(&c.py_messages));
     fail_if(c.failed, "the call failed");
     fail_if(c.timed_out, "not done within %d s", DEADLINE_S);
     fail_unless(g_atomic_int_get(&c.py_frames) >= FRAMES);
@@ -900,12 +952,144 @@ GST_START_TEST(test_aiortc_answers_libnice)
 }
 GST_END_TEST
 
+static void on_candidate_cb(GstWebRTCICE *ice, guint session, const gchar *cand, gpointer data)
+{
+    GPtrArray *got = data;
+    (void)ice;
+    g_ptr_array_add(got, g_strdup_printf("%u %s", session, cand));
+}
+
+static gboolean wait_gathered(GstWebRTCICETransport *t)
+{
+    GMainLoop *loop = g_main_loop_new(NULL, FALSE);
+    gint64 until = now_us() + 5 * G_USEC_PER_SEC;
+    GstWebRTCICEGatheringState st;
+    while (g_object_get(t, "gathering-state", &st, NULL),
+           st != GST_WEBRTC_ICE_GATHERING_STATE_COMPLETE && now_us() < until) {
+        g_timeout_add(10, quit_loop, loop);
+        g_main_loop_run(loop);
+    }
+    g_main_loop_unref(loop);
+    return st == GST_WEBRTC_ICE_GATHERING_STATE_COMPLETE;
+}
+
+/* Every GstWebRTCICE method on its own: streams and transports, servers,
+ * role, gathering with the candidate callback, credentials, remote
+ * candidates (a TCP one ignored), statistics, and the
+ * TOS byte on the stream's socket (set before and after gathering). */
+GST_START_TEST(test_backend_api)
+{
+    GstWebRTCICE *ice = gst_object_ref_sink(gst_sluice_webrtc_ice_new("api"));
+    GstWebRTCICEStream *s0, *s1;
+    GstWebRTCICETransport *t0, *t0b;
+    GstWebRTCICECandidateStats **cands, *l = NULL, *r = NULL;
+    GPtrArray *got = g_ptr_array_new_with_free_func(g_free);
+    gboolean ok = FALSE, tcp = TRUE;
+    gchar *str;
+    GWeakRef weak;
+
+    g_weak_ref_init(&weak, ice);
+    g_signal_emit_by_name(ice, "add-local-ip-address", "127.0.0.1", &ok);
+    fail_unless(ok);
+    g_signal_emit_by_name(ice, "add-local-ip-address", "not-an-ip", &ok);
+    fail_if(ok);
+    g_object_get(ice, "ice-tcp", &tcp, NULL);
+    fail_if(tcp, "ICE-TCP is off by default");
+
+    /* Servers are kept as given (and handed to the agent when gathering). */
+    fail_unless(gst_webrtc_ice_add_turn_server(ice, "turn://u:p@127.0.0.1:9?transport=tcp"));
+    fail_if(gst_webrtc_ice_add_turn_server(ice, "turn://127.0.0.1:9"), "no credentials");
+    fail_if(gst_webrtc_ice_add_turn_server(ice, "http://u:p@127.0.0.1"));
+    gst_webrtc_ice_set_stun_server(ice, "stun://127.0.0.1:9");
+    str = gst_webrtc_ice_get_stun_server(ice);
+    fail_unless_equals_string(str, "stun://127.0.0.1:9");
+    g_free(str);
+    gst_webrtc_ice_set_turn_server(ice, "turns://u:p@127.0.0.1:9");
+    str = gst_webrtc_ice_get_turn_server(ice);
+    fail_unless_equals_string(str, "turns://u:p@127.0.0.1:9");
+    g_free(str);
+    gst_webrtc_ice_set_http_proxy(ice, "http://127.0.0.1:3128");
+    str = gst_webrtc_ice_get_http_proxy(ice);
+    fail_unless_equals_string(str, "http://127.0.0.1:3128");
+    g_free(str);
+    /* The servers above do not exist: forget them before gathering. */
+    gst_webrtc_ice_set_stun_server(ice, NULL);
+    gst_webrtc_ice_set_turn_server(ice, NULL);
+
+    gst_webrtc_ice_set_is_controller(ice, TRUE);
+    fail_unless(gst_webrtc_ice_get_is_controller(ice));
+    gst_webrtc_ice_set_is_controller(ice, FALSE);
+    fail_if(gst_webrtc_ice_get_is_controller(ice));
+    gst_webrtc_ice_set_force_relay(ice, FALSE);
+    gst_webrtc_ice_set_on_ice_candidate(ice, on_candidate_cb, got, NULL);
+
+    s0 = gst_webrtc_ice_add_stream(ice, 0);
+    fail_unless(s0 != NULL);
+    fail_unless(gst_webrtc_ice_add_stream(ice, 0) == NULL, "session 0 twice");
+    s1 = gst_webrtc_ice_add_stream(ice, 7);
+    fail_unless(s1 != NULL && s1->stream_id != s0->stream_id);
+    t0 = gst_webrtc_ice_find_transport(ice, s0, GST_WEBRTC_ICE_COMPONENT_RTP);
+    t0b = gst_webrtc_ice_find_transport(ice, s0, GST_WEBRTC_ICE_COMPONENT_RTP);
+    fail_unless(t0 != NULL && t0 == t0b);
+    fail_unless(t0->src != NULL && t0->sink != NULL);
+    fail_unless_equals_string(GST_OBJECT_NAME(gst_element_get_factory(t0->src)), "icesrc");
+    fail_unless_equals_string(GST_OBJECT_NAME(gst_element_get_factory(t0->sink)), "icesink");
+    fail_unless(gst_webrtc_ice_find_transport(ice, s0, GST_WEBRTC_ICE_COMPONENT_RTCP) == NULL,
+                "rtcp-mux only");
+
+    fail_unless(gst_webrtc_ice_set_local_credentials(ice, s0, "abcd", "abcdefghijklmnopqrstuv"));
+    fail_if(gst_webrtc_ice_set_local_credentials(ice, s0, "a", "b"), "too short");
+    fail_unless(gst_webrtc_ice_set_remote_credentials(ice, s0, "wxyz", "wxyzwxyzwxyzwxyzwxyzwx"));
+
+    /* TOS before gathering: applied when the sockets exist. */
+    gst_webrtc_ice_set_tos(ice, s0, 0x90);
+    fail_unless(gst_webrtc_ice_gather_candidates(ice, s0));
+    fail_unless(gst_webrtc_ice_gather_candidates(ice, s0), "again: nothing new");
+    fail_unless(wait_gathered(t0));
+    fail_unless(got->len >= 1);
+    fail_unless(g_str_has_prefix(g_ptr_array_index(got, 0), "0 a=candidate:"), "%s",
+                (gchar *)g_ptr_array_index(got, 0));
+    cands = gst_webrtc_ice_get_local_candidates(ice, s0);
+    fail_unless(cands[0] != NULL);
+    fail_unless_equals_string(cands[0]->ipaddr, "127.0.0.1");
+    fail_unless_equals_string(cands[0]->type, "host");
+    fail_unless_equals_int(socket_tos(cands[0]->port), 0x90);
+    gst_webrtc_ice_set_tos(ice, s0, 0x48);
+    fail_unless_equals_int(socket_tos(cands[0]->port), 0x48);
+    for (GstWebRTCICECandidateStats **c = cands; *c; c++)
+        gst_webrtc_ice_candidate_stats_free(*c);
+    g_free(cands);
+
+    gst_webrtc_ice_add_candidate(ice, s0, "a=candidate:1 1 UDP 2130706431 127.0.0.1 9 typ host");
+    gst_webrtc_ice_add_candidate(ice, s0,
+                                 "a=candidate:2 1 TCP 1015022591 127.0.0.1 9 typ host "
+                                 "tcptype active");
+    gst_webrtc_ice_add_candidate(ice, s0, NULL); /* end of candidates */
+    cands = gst_webrtc_ice_get_remote_candidates(ice, s0);
+    fail_unless(cands[0] != NULL && cands[1] == NULL, "one UDP remote candidate");
+    fail_unless_equals_int(cands[0]->port, 9);
+    for (GstWebRTCICECandidateStats **c = cands; *c; c++)
+        gst_webrtc_ice_candidate_stats_free(*c);
+    g_free(cands);
+    fail_if(gst_webrtc_ice_get_selected_pair(ice, s0, &l, &r), "nothing selected");
+
+    gst_object_unref(t0);
+    gst_object_unref(t0b);
+    gst_object_unref(ice);
+    fail_unless(g_weak_ref_get(&weak) == NULL);
+    g_weak_ref_clear(&weak);
+    g_ptr_array_unref(got);
+    fail_unless_equals_int(count_threads("sluice:"), 0);
+}
+GST_END_TEST
+
 static Suite *webrtcbin_suite(void)
 {
     Suite *s = suite_create("sluice-webrtcbin");
     TCase *tc = tcase_create("general");
     suite_add_tcase(s, tc);
     tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_backend_api);
     tcase_add_test(tc, test_sluice_offers_libnice_answers);
     tcase_add_test(tc, test_libnice_offers_sluice_answers);
     tcase_add_test(tc, test_sluice_both);
