@@ -12,7 +12,7 @@ SLUICE_PACKAGES=(meson ninja-build pkg-config clang libclang-rt-14-dev libssl-de
     libglib2.0-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-nice
     gstreamer1.0-plugins-bad libgstreamer-plugins-bad1.0-dev python3-aiortc
-    python3-gi gir1.2-gst-plugins-bad-1.0)
+    python3-gi gir1.2-gst-plugins-bad-1.0 chromium)
 
 sluice_log() { printf '==> %s\n' "$*" >&2; }
 sluice_die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -60,7 +60,9 @@ typedef struct {
     GCancellable *py_cancel;
     gboolean py_offered, py_exited;
     gint py_frames, py_messages;
-    gint64 t_py_ice; /* aiortc's ICE "completed", µs after the answer */
+    gint py_candidates, py_mdns; /* the peer's candidates, and its .local ones */
+    gint64 t_py_ice;      /* the peer's ICE connected/completed, µs after the answer */
+    const gchar *py_name; /* "aiortc", "chromium" */
 } Call;
 
 static const gchar *SENDER =
@@ -388,10 +390,21 @@ static void py_line(GObject *src, GAsyncResult *res, gpointer data)
         g_atomic_int_set(&c->py_frames, atoi(line + 7));
     } else if (g_str_has_prefix(line, "message ")) {
         g_atomic_int_inc(&c->py_messages);
-    } else if (g_str_equal(line, "ice completed") && c->t_py_ice < 0) {
+    } else if ((g_str_equal(line, "ice completed") || g_str_equal(line, "ice connected")) &&
+               c->t_py_ice < 0) {
         c->t_py_ice = since_answer(c);
+    } else if (g_str_has_prefix(line, "candidate ")) {
+        /* "candidate MLINE candidate:..." trickled by the browser. */
+        gchar *end = NULL;
+        guint mline = (guint)g_ascii_strtoull(line + 10, &end, 10);
+        c->py_candidates++;
+        if (strstr(line, ".local "))
+            c->py_mdns++;
+        GST_INFO("%s offered %s", c->py_name, line + 10);
+        if (end && *end == ' ')
+            g_signal_emit_by_name(c->p[0].webrtc, "add-ice-candidate", mline, end + 1);
     } else if (g_str_has_prefix(line, "error")) {
-        g_printerr("aiortc: %s\n", line);
+        g_printerr("%s: %s\n", c->py_name, line);
         c->failed = TRUE;
     }
     g_free(line);
@@ -421,7 +434,7 @@ static void aiortc_tick(Call *c)
         c->py_offered = TRUE;
     }
     if (c->py_exited) {
-        g_printerr("aiortc exited early\n");
+        g_printerr("%s exited early\n", c->py_name);
         c->failed = TRUE;
     }
     if (g_atomic_int_get(&c->py_frames) >= FRAMES &&
@@ -430,11 +443,12 @@ static void aiortc_tick(Call *c)
         g_main_loop_quit(c->loop);
 }
 
-static void py_start(Call *c)
+/* The peer script named by env (SLUICE_AIORTC_PEER, SLUICE_CHROMIUM_PEER). */
+static void py_start(Call *c, const gchar *env)
 {
-    const gchar *script = g_getenv("SLUICE_AIORTC_PEER");
+    const gchar *script = g_getenv(env);
     GError *err = NULL;
-    fail_unless(script != NULL, "SLUICE_AIORTC_PEER is not set");
+    fail_unless(script != NULL, "%s is not set", env);
     c->py = g_subprocess_new(G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE, &err,
                              "/usr/bin/python3", script, NULL);
     fail_unless(c->py != NULL, "%s", err ? err->message : "?");
@@ -901,9 +915,9 @@ GST_START_TEST(test_relayed_coturn_tls)
 }
 GST_END_TEST
 
-/* aiortc answers an offer (bundled video and a data channel): frames must
- * arrive at aiortc, messages both ways. */
-static void aiortc_call(Backend offerer)
+/* aiortc or Chromium answers an offer (bundled video and a data channel):
+ * frames must arrive at the peer, messages both ways. */
+static void peer_call(Backend offerer, const gchar *peer, const gchar *env)
 {
     Call c;
     GstWebRTCDataChannel *ch = NULL;
@@ -911,14 +925,16 @@ static void aiortc_call(Backend offerer)
     call_init(&c);
     c.videos = 1;
     c.data = TRUE;
+    c.py_name = peer;
     c.p[0].name = "offerer";
     c.p[0].backend = offerer;
-    g_print("-- %s offers, aiortc answers: bundle-policy max-bundle, video to aiortc, a data "
+    g_print("-- %s offers, %s answers: bundle-policy max-bundle, video to %s, a data "
             "channel\n",
-            backend_name(offerer));
+            backend_name(offerer), peer, peer);
     add_peer(&c, &c.p[0], "max-bundle");
-    g_signal_connect(c.p[0].webrtc, "on-negotiation-needed", G_CALLBACK(on_negotiation_needed), &c);
-    py_start(&c);
+    g_signal_connect(c.p[0].webrtc, "on-negotiation-needed", G_CALLBACK(on_negotiation_needed),
+                     &c);
+    py_start(&c, env);
     fail_unless(gst_element_set_state(c.pipe, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
     g_signal_emit_by_name(c.p[0].webrtc, "create-data-channel", "chat", NULL, &ch);
     fail_unless(ch != NULL);
@@ -927,9 +943,10 @@ static void aiortc_call(Backend offerer)
 
     run(&c);
     report(&c);
-    g_print("aiortc          : ICE completed  %6.1f ms after the answer; %d frames, %d messages "
-            "received\n",
-            c.t_py_ice / 1000.0, g_atomic_int_get(&c.py_frames), g_atomic_int_get(&c.py_messages));
+    g_print("%-16s: ICE connected  %6.1f ms after the answer; %d frames, %d messages "
+            "received; it offered %d candidates, %d of them mDNS (.local)\n",
+            peer, c.t_py_ice / 1000.0, g_atomic_int_get(&c.py_frames),
+            g_atomic_int_get(&c.py_messages), c.py_candidates, c.py_mdns);
     fail_if(c.failed, "the call failed");
     fail_if(c.timed_out, "not done within %d s", DEADLINE_S);
     fail_unless(g_atomic_int_get(&c.py_frames) >= FRAMES);
@@ -941,14 +958,30 @@ static void aiortc_call(Backend offerer)
 
 GST_START_TEST(test_aiortc_answers_sluice)
 {
-    aiortc_call(BACKEND_SLUICE);
+    peer_call(BACKEND_SLUICE, "aiortc", "SLUICE_AIORTC_PEER");
 }
 GST_END_TEST
 
 /* The same with libnice, for the timing baseline. */
 GST_START_TEST(test_aiortc_answers_libnice)
 {
-    aiortc_call(BACKEND_NICE);
+    peer_call(BACKEND_NICE, "aiortc", "SLUICE_AIORTC_PEER");
+}
+GST_END_TEST
+
+/* Headless Chromium answers (tests/gst/chromium_peer.py, in a network
+ * namespace with loopback only): its host candidates are mDNS names that
+ * cannot resolve there, so the call goes through the peer-reflexive
+ * candidates its checks create. */
+GST_START_TEST(test_chromium_answers_sluice)
+{
+    peer_call(BACKEND_SLUICE, "chromium", "SLUICE_CHROMIUM_PEER");
+}
+GST_END_TEST
+
+GST_START_TEST(test_chromium_answers_libnice)
+{
+    peer_call(BACKEND_NICE, "chromium", "SLUICE_CHROMIUM_PEER");
 }
 GST_END_TEST
 
@@ -1098,6 +1131,8 @@ static Suite *webrtcbin_suite(void)
     tcase_add_test(tc, test_unbundled_sluice_answers);
     tcase_add_test(tc, test_aiortc_answers_sluice);
     tcase_add_test(tc, test_aiortc_answers_libnice);
+    tcase_add_test(tc, test_chromium_answers_sluice);
+    tcase_add_test(tc, test_chromium_answers_libnice);
     tcase_add_test(tc, test_relayed_sluice_relay_udp);
     tcase_add_test(tc, test_relayed_sluice_relay_tcp);
     tcase_add_test(tc, test_relayed_sluice_relay_tls);
