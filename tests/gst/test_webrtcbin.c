@@ -950,6 +950,8 @@ static void peer_call(Backend offerer, const gchar *peer, const gchar *env)
     fail_if(c.failed, "the call failed");
     fail_if(c.timed_out, "not done within %d s", DEADLINE_S);
     fail_unless(g_atomic_int_get(&c.py_frames) >= FRAMES);
+    if (g_str_equal(peer, "chromium"))
+        fail_unless(c.py_mdns > 0, "Chromium offered no mDNS candidate");
     if (offerer != BACKEND_NICE)
         check_stats(&c.p[0]);
     py_stop(&c);
@@ -970,9 +972,9 @@ GST_START_TEST(test_aiortc_answers_libnice)
 GST_END_TEST
 
 /* Headless Chromium answers (tests/gst/chromium_peer.py, in a network
- * namespace with loopback only): its host candidates are mDNS names that
- * cannot resolve there, so the call goes through the peer-reflexive
- * candidates its checks create. */
+ * namespace of its own, tests/gst/meson.build): its host candidate is an
+ * mDNS name that cannot resolve there, so the call goes through the
+ * peer-reflexive candidate its checks create. */
 GST_START_TEST(test_chromium_answers_sluice)
 {
     peer_call(BACKEND_SLUICE, "chromium", "SLUICE_CHROMIUM_PEER");
