@@ -11,7 +11,8 @@ with the same stdin/stdout lines as aiortc_peer.py:
   out: candidate MLINE TEXT     (each candidate the browser trickles)
 
 The page (served here on 127.0.0.1) and this script talk over HTTP: the page
-fetches the offer, posts its answer, states, stats and messages. Run it in a
+polls for the offer, then posts its answer, candidates, states, stats and
+messages. Run it in a
 network namespace that has only loopback (test_webrtcbin's meson test does):
 Chromium then has no other address, and its mDNS names for host candidates
 cannot resolve. It exits when stdin closes, and stops Chromium."""
@@ -30,7 +31,11 @@ async function post(path, body) {
   await fetch(path, {method: 'POST', body: JSON.stringify(body)});
 }
 (async () => {
-  const offer = await (await fetch('/offer')).text();
+  let offer = '';
+  while (!offer) {
+    try { const r = await fetch('/offer'); if (r.status === 200) offer = await r.text(); } catch (e) {}
+    if (!offer) await new Promise((r) => setTimeout(r, 50));
+  }
   const pc = new RTCPeerConnection({iceServers: []});
   pc.oniceconnectionstatechange = () => post('/state', {ice: pc.iceConnectionState});
   pc.ontrack = (e) => { document.getElementById('v').srcObject = new MediaStream([e.track]); };
@@ -50,7 +55,7 @@ async function post(path, body) {
 </script></body></html>"""
 
 DEBUG = bool(os.environ.get("SLUICE_CHROMIUM_DEBUG"))
-lock = threading.Condition()
+lock = threading.Lock()
 state = {"offer": None, "frames": -1}
 
 
@@ -76,9 +81,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.reply(PAGE.encode(), "text/html")
         elif self.path == "/offer":
             with lock:
-                lock.wait_for(lambda: state["offer"] is not None, timeout=30)
-                offer = state["offer"] or ""
-            self.reply(offer.encode())
+                offer = state["offer"]
+            if offer is None:
+                self.send_response(204)  # not yet: the page asks again
+                self.end_headers()
+            else:
+                self.reply(offer.encode())
         else:
             self.send_error(404)
 
@@ -139,7 +147,6 @@ def main():
             return 1
         with lock:
             state["offer"] = base64.b64decode(line[1]).decode()
-            lock.notify_all()
         sys.stdin.read()  # until the test closes stdin
     finally:
         proc.terminate()
