@@ -61,8 +61,8 @@ typedef struct {
     gboolean py_offered, py_exited;
     gint py_frames, py_messages;
     gint py_candidates, py_mdns; /* the peer's candidates, and its .local ones */
-    gint64 t_py_ice;      /* the peer's ICE connected/completed, µs after the answer */
-    const gchar *py_name; /* "aiortc", "chromium" */
+    gint64 t_py_ice;             /* the peer's ICE connected/completed, µs after the answer */
+    const gchar *py_name;        /* "aiortc", "chromium" */
 } Call;
 
 static const gchar *SENDER =
@@ -743,6 +743,21 @@ static gboolean quit_loop(gpointer data)
 /* ------------------------------------------------------------------------ */
 /* webrtcbin <-> webrtcbin */
 
+/* PLAYING, then the offerer's data channel (when the call has one); the
+ * offer follows from the main loop once webrtcbin asks for negotiation. */
+static void start_call(Call *c)
+{
+    g_signal_connect(c->p[0].webrtc, "on-negotiation-needed", G_CALLBACK(on_negotiation_needed), c);
+    fail_unless(gst_element_set_state(c->pipe, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    if (c->data) {
+        GstWebRTCDataChannel *ch = NULL;
+        g_signal_emit_by_name(c->p[0].webrtc, "create-data-channel", "chat", NULL, &ch);
+        fail_unless(ch != NULL);
+        watch_channel(&c->p[0], ch);
+        g_object_unref(ch);
+    }
+}
+
 /* bundle: webrtcbin's bundle-policy on both sides ("none": one ICE stream
  * per m-line; webrtcbin 1.22 then gets no data channel through, whatever
  * the ICE agent, so data goes with bundling only). */
@@ -765,15 +780,7 @@ static void two_webrtcbins(Backend offerer, Backend answerer, const gchar *bundl
             data ? ", a data channel" : "");
     add_peer(&c, &c.p[0], bundle);
     add_peer(&c, &c.p[1], bundle);
-    g_signal_connect(c.p[0].webrtc, "on-negotiation-needed", G_CALLBACK(on_negotiation_needed), &c);
-    fail_unless(gst_element_set_state(c.pipe, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
-    if (data) {
-        GstWebRTCDataChannel *ch = NULL;
-        g_signal_emit_by_name(c.p[0].webrtc, "create-data-channel", "chat", NULL, &ch);
-        fail_unless(ch != NULL);
-        watch_channel(&c.p[0], ch);
-        g_object_unref(ch);
-    }
+    start_call(&c);
 
     run(&c);
     report(&c);
@@ -860,15 +867,7 @@ static void relayed_call(const gchar *server, const gchar *transport)
             g_str_equal(server, "RELAY") ? "sluice-relay" : "coturn", transport);
     add_peer(&c, &c.p[0], "max-bundle");
     add_peer(&c, &c.p[1], "max-bundle");
-    g_signal_connect(c.p[0].webrtc, "on-negotiation-needed", G_CALLBACK(on_negotiation_needed), &c);
-    fail_unless(gst_element_set_state(c.pipe, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
-    {
-        GstWebRTCDataChannel *ch = NULL;
-        g_signal_emit_by_name(c.p[0].webrtc, "create-data-channel", "chat", NULL, &ch);
-        fail_unless(ch != NULL);
-        watch_channel(&c.p[0], ch);
-        g_object_unref(ch);
-    }
+    start_call(&c);
     run(&c);
     report(&c);
     ok = !c.failed && !c.timed_out;
@@ -922,7 +921,6 @@ GST_END_TEST
 static void peer_call(Backend offerer, const gchar *peer, const gchar *env)
 {
     Call c;
-    GstWebRTCDataChannel *ch = NULL;
     gboolean ok;
     gint frames, mdns;
 
@@ -936,14 +934,8 @@ static void peer_call(Backend offerer, const gchar *peer, const gchar *env)
             "channel\n",
             backend_name(offerer), peer, peer);
     add_peer(&c, &c.p[0], "max-bundle");
-    g_signal_connect(c.p[0].webrtc, "on-negotiation-needed", G_CALLBACK(on_negotiation_needed),
-                     &c);
     py_start(&c, env);
-    fail_unless(gst_element_set_state(c.pipe, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
-    g_signal_emit_by_name(c.p[0].webrtc, "create-data-channel", "chat", NULL, &ch);
-    fail_unless(ch != NULL);
-    watch_channel(&c.p[0], ch);
-    g_object_unref(ch);
+    start_call(&c);
 
     run(&c);
     report(&c);
