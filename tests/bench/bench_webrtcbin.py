@@ -46,14 +46,19 @@ class Coturn:
                 "--log-file", "stdout"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            # The client waits for ever for an answer: bound it.
-            r = subprocess.run(topo.exec_prefix("a") + ["timeout", "1", "turnutils_stunclient",
-                                                        "-p", "3478", netns.SERVER_IP],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            if "reflexive addr" in r.stdout:
-                return
-            time.sleep(0.2)
+        try:
+            while time.monotonic() < deadline:
+                # The client waits for ever for an answer: bound it.
+                r = subprocess.run(topo.exec_prefix("a") + ["timeout", "1",
+                                                            "turnutils_stunclient", "-p", "3478",
+                                                            netns.SERVER_IP],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                if "reflexive addr" in r.stdout:
+                    return
+                time.sleep(0.2)
+        except BaseException:
+            self.stop()
+            raise
         self.stop()
         raise RuntimeError("coturn did not answer")
 
