@@ -156,6 +156,17 @@ SLUICE_API int sluice_stun_binding_response(const sluice_stun_msg *req, const sl
                                             const sluice_stun_key *key, const char *software,
                                             uint8_t *buf, size_t cap);
 
+/* Answer a Binding request from an RFC 3489 client, one without the magic
+ * cookie (RFC 8489 §11.2): a success response with MAPPED-ADDRESS = from and
+ * the request's cookie field copied, or 420 for RESPONSE-ADDRESS,
+ * CHANGE-REQUEST with a flag set and other unknown comprehension-required
+ * attributes. For data that sluice_stun_parse() refused with
+ * SLUICE_ERR_NOT_STUN. Returns the length written, SLUICE_ERR_NOT_STUN when
+ * data is no such request, SLUICE_ERR_MALFORMED for a bad attribute list. */
+SLUICE_API int sluice_stun_classic_binding_response(const uint8_t *data, size_t len,
+                                                    const sluice_addr *from, uint8_t *buf,
+                                                    size_t cap);
+
 typedef struct sluice_stun_error_opts {
     const char *reason;         /* NULL: standard phrase */
     const char *realm;          /* 401/438: REALM */

@@ -68,3 +68,67 @@ int sluice_stun_error_response(const sluice_stun_msg *req, int code,
         sluice_stun_put_fingerprint(&w);
     return sluice_stun_writer_result(&w);
 }
+
+/* RFC 8489 §11.2 (as RFC 5389 §12.2 before it): a Binding request without
+ * the magic cookie comes from an RFC 3489 client. The server SHOULD answer
+ * it with the cookie field copied and MAPPED-ADDRESS instead of
+ * XOR-MAPPED-ADDRESS. libnice sends exactly this for server-reflexive
+ * discovery (its RFC 5245 mode), so a STUN server that ignores it gives
+ * libnice and webrtcbin no srflx candidate.
+ *
+ * RFC 3489 features that this server does not have get 420 (Unknown
+ * Attribute): RESPONSE-ADDRESS (answering to another address would make the
+ * server a reflector) and CHANGE-REQUEST with a flag set (there is no
+ * alternate address, RFC 5780 §7.2). USERNAME, PASSWORD and
+ * MESSAGE-INTEGRITY (the RFC 3489 shared-secret scheme) are ignored, as are
+ * comprehension-optional attributes (>= 0x8000). */
+int sluice_stun_classic_binding_response(const uint8_t *data, size_t len, const sluice_addr *from,
+                                         uint8_t *buf, size_t cap)
+{
+    uint16_t unknown[SLUICE_STUN_MAX_UNKNOWN + 1];
+    size_t n_unknown = 0, off = 20;
+    sluice_stun_writer w;
+    int n;
+
+    if (!data || !from || !buf)
+        return SLUICE_ERR_INVALID;
+    /* RFC 3489 §11.1: 20-byte header, type, length of the attributes. */
+    if (len < 20 || (data[0] & 0xC0) || rd16(data) != 0x0001 || rd16(data + 2) != len - 20 ||
+        (len & 3) || rd32(data + 4) == SLUICE_STUN_MAGIC_COOKIE)
+        return SLUICE_ERR_NOT_STUN;
+    while (off < len) {
+        if (len - off < 4)
+            return SLUICE_ERR_MALFORMED;
+        uint16_t type = rd16(data + off), vlen = rd16(data + off + 2);
+        size_t padded = ((size_t)vlen + 3) & ~(size_t)3;
+        if (padded > len - off - 4)
+            return SLUICE_ERR_MALFORMED;
+        bool refused = false;
+        if (type == SLUICE_STUN_ATTR_CHANGE_REQUEST)
+            refused = vlen != 4 || (rd32(data + off + 4) & 0x6) != 0;
+        else if (type < 0x8000 && type != 0x0006 && type != 0x0007 &&
+                 type != SLUICE_STUN_ATTR_MESSAGE_INTEGRITY)
+            refused = true; /* RESPONSE-ADDRESS (0x0002) and anything unknown */
+        if (refused && n_unknown < SLUICE_STUN_MAX_UNKNOWN)
+            unknown[n_unknown++] = type;
+        off += 4 + padded;
+    }
+    if (n_unknown) {
+        /* RFC 3489 §11.2.10: an odd count repeats one attribute. */
+        if (n_unknown & 1)
+            unknown[n_unknown++] = unknown[0];
+        sluice_stun_writer_init(&w, buf, cap,
+                                sluice_stun_type(SLUICE_STUN_BINDING, SLUICE_STUN_ERROR), data + 8);
+        sluice_stun_put_error_code(&w, SLUICE_STUN_ERR_UNKNOWN_ATTRIBUTE, NULL);
+        sluice_stun_put_unknown_attributes(&w, unknown, n_unknown);
+    } else {
+        sluice_stun_writer_init(&w, buf, cap,
+                                sluice_stun_type(SLUICE_STUN_BINDING, SLUICE_STUN_SUCCESS),
+                                data + 8);
+        sluice_stun_put_address(&w, SLUICE_STUN_ATTR_MAPPED_ADDRESS, from);
+    }
+    n = sluice_stun_writer_result(&w);
+    if (n > 0)
+        memcpy(buf + 4, data + 4, 4); /* the client's cookie field, not ours */
+    return n;
+}

@@ -1313,7 +1313,22 @@ int sluice_turn_server_handle_client(sluice_turn_server *s, uint64_t now_us,
         return SLUICE_ERR_INVALID;
     if (len >= 1 && (data[0] & 0xC0) == 0x40)
         return client_channel_data(s, now_us, flow, data, len, out, payload, payload_len);
-    if (sluice_stun_parse(&m, data, len) < 0) {
+    int perr = sluice_stun_parse(&m, data, len);
+    if (perr == SLUICE_ERR_NOT_STUN && !srv_flow_is_stream(flow)) {
+        /* An RFC 3489 Binding request (libnice's srflx discovery). */
+        uint8_t resp[128];
+        int n = sluice_stun_classic_binding_response(data, len, &flow->client, resp, sizeof resp);
+        if (n > 0) {
+            struct srv_txe *t = tx_reserve(s);
+            s->st.requests++;
+            if (t) {
+                memcpy(t->bytes, resp, (size_t)n);
+                tx_commit(s, t, flow, n, 0);
+            }
+            return 0;
+        }
+    }
+    if (perr < 0) {
         s->st.dropped_malformed++;
         return 0;
     }

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for the stateless server helpers (src/stun/server.c): Binding
  * success responses and error responses, read back with the parser. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "sluice/stun_txn.h"
 #include "test.h"
 
@@ -473,6 +476,107 @@ static void test_error_invalid(void)
     CHECK_EQ(sluice_stun_error_response(&rq, 401, &o, resp, sizeof resp), SLUICE_ERR_INVALID);
 }
 
+/* RFC 8489 §11.2: Binding requests from RFC 3489 clients. */
+static void test_classic_binding(void)
+{
+    uint8_t req[64] = {0x00, 0x01, 0x00, 0x00, 0xdc, 0xce, 0x4c, 0x4a, 0x48, 0x65,
+                       0xff, 0xca, 0x6c, 0xed, 0x72, 0xb1, 0x7e, 0xf9, 0xb0, 0x6a};
+    uint8_t resp[128];
+    sluice_addr from, from6;
+    CHECK_EQ(sluice_addr_parse(&from, "192.0.2.1:32853", 0), 0);
+    CHECK_EQ(sluice_addr_parse(&from6, "[2001:db8::1]:4660", 0), 0);
+
+    /* plain request: MAPPED-ADDRESS, the cookie field and ID copied */
+    int n = sluice_stun_classic_binding_response(req, 20, &from, resp, sizeof resp);
+    CHECK_EQ(n, 32);
+    const uint8_t want4[16] = {0x01, 0x01, 0x00, 0x0c};
+    CHECK_MEM(resp, want4, 4);
+    CHECK_MEM(resp + 4, req + 4, 16);
+    const uint8_t mapped4[12] = {0x00, 0x01, 0x00, 0x08, 0x00, 0x01, 0x80, 0x55, 192, 0, 2, 1};
+    CHECK_MEM(resp + 20, mapped4, 12);
+    /* not parseable as RFC 8489: the cookie is the client's */
+    sluice_stun_msg m;
+    CHECK_EQ(sluice_stun_parse(&m, resp, 32), SLUICE_ERR_NOT_STUN);
+    n = sluice_stun_classic_binding_response(req, 20, &from6, resp, sizeof resp);
+    CHECK_EQ(n, 44);
+    CHECK_EQ(resp[25], 0x02); /* family IPv6 */
+
+    /* CHANGE-REQUEST with no flag, USERNAME, an optional attribute: answered */
+    const uint8_t ok_attrs[] = {0x00, 0x03, 0x00, 0x04, 0, 0, 0, 0,
+                                0x00, 0x06, 0x00, 0x04, 'u', 's', 'e', 'r',
+                                0x80, 0x22, 0x00, 0x04, 't', 'e', 's', 't'};
+    memcpy(req + 20, ok_attrs, sizeof ok_attrs);
+    req[3] = sizeof ok_attrs;
+    n = sluice_stun_classic_binding_response(req, 20 + sizeof ok_attrs, &from, resp, sizeof resp);
+    CHECK_EQ(n, 32);
+    CHECK_EQ(resp[1], 0x01);
+
+    /* CHANGE-REQUEST "change port", RESPONSE-ADDRESS: 420, listing both */
+    const uint8_t bad_attrs[] = {0x00, 0x03, 0x00, 0x04, 0, 0, 0, 0x02,
+                                 0x00, 0x02, 0x00, 0x08, 0, 1, 0, 80, 203, 0, 113, 9};
+    memcpy(req + 20, bad_attrs, sizeof bad_attrs);
+    req[3] = sizeof bad_attrs;
+    n = sluice_stun_classic_binding_response(req, 20 + sizeof bad_attrs, &from, resp, sizeof resp);
+    CHECK(n > 20);
+    CHECK_EQ(resp[0], 0x01);
+    CHECK_EQ(resp[1], 0x11);
+    CHECK_MEM(resp + 4, req + 4, 16);
+    bool saw_420 = false, saw_list = false;
+    for (size_t off = 20; n > 0 && off + 4 <= (size_t)n;) {
+        uint16_t t = (uint16_t)(resp[off] << 8 | resp[off + 1]);
+        uint16_t l = (uint16_t)(resp[off + 2] << 8 | resp[off + 3]);
+        if (t == SLUICE_STUN_ATTR_ERROR_CODE && l >= 4)
+            saw_420 = resp[off + 6] == 4 && resp[off + 7] == 20;
+        if (t == SLUICE_STUN_ATTR_UNKNOWN_ATTRIBUTES && l == 4)
+            saw_list = resp[off + 5] == 0x03 && resp[off + 7] == 0x02;
+        off += 4 + ((l + 3u) & ~3u);
+    }
+    CHECK(saw_420);
+    CHECK(saw_list);
+    /* one refused attribute: the list repeats it (even count, RFC 3489) */
+    req[3] = 8;
+    n = sluice_stun_classic_binding_response(req, 28, &from, resp, sizeof resp);
+    CHECK(n > 20);
+
+    /* not an RFC 3489 Binding request */
+    req[3] = 0;
+    uint8_t x[20];
+    memcpy(x, req, 20);
+    x[1] = 0x03; /* Allocate */
+    CHECK_EQ(sluice_stun_classic_binding_response(x, 20, &from, resp, sizeof resp),
+             SLUICE_ERR_NOT_STUN);
+    memcpy(x, req, 20);
+    x[4] = 0x21, x[5] = 0x12, x[6] = 0xa4, x[7] = 0x42; /* RFC 8489 cookie */
+    CHECK_EQ(sluice_stun_classic_binding_response(x, 20, &from, resp, sizeof resp),
+             SLUICE_ERR_NOT_STUN);
+    memcpy(x, req, 20);
+    x[0] = 0x80;
+    CHECK_EQ(sluice_stun_classic_binding_response(x, 20, &from, resp, sizeof resp),
+             SLUICE_ERR_NOT_STUN);
+    /* truncation: every prefix of a request with attributes is refused,
+     * never read past (ASan) */
+    memcpy(req + 20, ok_attrs, sizeof ok_attrs);
+    req[3] = sizeof ok_attrs;
+    for (size_t len = 0; len < 20 + sizeof ok_attrs; len++) {
+        uint8_t *cut = malloc(len ? len : 1);
+        memcpy(cut, req, len);
+        int r = sluice_stun_classic_binding_response(cut, len, &from, resp, sizeof resp);
+        CHECK(r == SLUICE_ERR_NOT_STUN || r == SLUICE_ERR_MALFORMED);
+        free(cut);
+    }
+    /* an attribute longer than the message */
+    req[22] = 0x00;
+    req[23] = 0x40;
+    CHECK_EQ(sluice_stun_classic_binding_response(req, 20 + sizeof ok_attrs, &from, resp,
+                                                  sizeof resp),
+             SLUICE_ERR_MALFORMED);
+    /* no room */
+    req[3] = 0;
+    CHECK(sluice_stun_classic_binding_response(req, 20, &from, resp, 24) < 0);
+    CHECK_EQ(sluice_stun_classic_binding_response(NULL, 20, &from, resp, sizeof resp),
+             SLUICE_ERR_INVALID);
+}
+
 int main(void)
 {
     RUN(test_binding_response_plain);
@@ -485,5 +589,6 @@ int main(void)
     RUN(test_error_420_unknown);
     RUN(test_error_487_signed);
     RUN(test_error_invalid);
+    RUN(test_classic_binding);
     return TEST_DONE();
 }

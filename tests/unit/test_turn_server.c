@@ -371,6 +371,48 @@ static void test_rest_credentials(void)
 /* ------------------------------------------------------------------------ */
 /* Raw protocol tests */
 
+/* RFC 8489 §11.2: an RFC 3489 Binding request (no magic cookie, as libnice
+ * sends for srflx discovery) gets MAPPED-ADDRESS with its cookie field
+ * copied; on a stream flow, and for any other method, it stays dropped. */
+static void test_binding_classic(void)
+{
+    struct srv_env e;
+    srv_init(&e);
+    sluice_turn_server_flow f;
+    flow_udp(&f, "198.51.100.7:40000", &e.listen4);
+    const uint8_t req[20] = {0x00, 0x01, 0x00, 0x00, 0xdc, 0xce, 0x4c, 0x4a, 0x48, 0x65,
+                             0xff, 0xca, 0x6c, 0xed, 0x72, 0xb1, 0x7e, 0xf9, 0xb0, 0x6a};
+    CHECK_EQ(to_server(&e, &f, req, sizeof req), 0);
+    uint8_t buf[256];
+    sluice_turn_server_transmit tx;
+    int n = sluice_turn_server_poll_transmit(e.srv, e.now, buf, sizeof buf, &tx);
+    CHECK_EQ(n, 32);
+    CHECK_EQ(tx.direction, SLUICE_TURN_SERVER_TO_CLIENT);
+    CHECK(sluice_addr_equal(&tx.flow.client, &f.client));
+    if (n == 32) {
+        const uint8_t want[12] = {0x00, 0x01, 0x00, 0x08, 0x00, 0x01, 0x9c, 0x40,
+                                  198, 51, 100, 7};
+        CHECK_EQ(buf[0], 0x01);
+        CHECK_EQ(buf[1], 0x01);
+        CHECK_EQ(buf[3], 12);
+        CHECK_MEM(buf + 4, req + 4, 16);
+        CHECK_MEM(buf + 20, want, 12);
+    }
+    /* not a Binding request: dropped as before */
+    uint8_t alloc[20];
+    memcpy(alloc, req, 20);
+    alloc[1] = 0x03;
+    int dropped_before;
+    sluice_turn_server_stats st;
+    sluice_turn_server_get_stats(e.srv, &st);
+    dropped_before = (int)st.dropped_malformed;
+    CHECK_EQ(to_server(&e, &f, alloc, sizeof alloc), 0);
+    CHECK_EQ(sluice_turn_server_poll_transmit(e.srv, e.now, buf, sizeof buf, &tx), 0);
+    sluice_turn_server_get_stats(e.srv, &st);
+    CHECK_EQ((int)st.dropped_malformed, dropped_before + 1);
+    srv_free(&e);
+}
+
 static void test_binding_and_challenge(void)
 {
     struct srv_env e;
@@ -1358,6 +1400,7 @@ int main(void)
     RUN(test_interop_sha256_userhash);
     RUN(test_rest_credentials);
     RUN(test_binding_and_challenge);
+    RUN(test_binding_classic);
     RUN(test_nonces);
     RUN(test_challenge_rate_limit);
     RUN(test_allocate_errors);
