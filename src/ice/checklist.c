@@ -275,9 +275,33 @@ static bool is_pending(const struct pair *p)
 }
 
 /* Regular nomination (§8.1.1): the controlling agent picks a valid pair per
- * component and repeats its check with USE-CANDIDATE. It nominates the best
- * valid pair once no higher-priority pair is still being checked, or when
- * nomination_wait_us has passed since the first valid pair. */
+ * component and repeats its check with USE-CANDIDATE. §8.1.1 leaves when to
+ * stop waiting for better pairs to the agent. We nominate the best valid pair
+ * once no higher-priority pair is still worth waiting for, and at the latest
+ * nomination_wait_us after the first valid pair. A higher-priority pair is
+ * worth waiting for while it is frozen or waiting (not checked yet), or in
+ * progress for less than the patience below. */
+static bool is_relayed(const struct stream *s, const struct pair *p)
+{
+    return s->local[p->local].c.type == SLUICE_ICE_CAND_RELAY ||
+           s->remote[p->remote].c.type == SLUICE_ICE_CAND_RELAY;
+}
+
+/* How long a check of a higher-priority pair may stay unanswered before it
+ * stops holding back the nomination of a direct pair: four round trips of
+ * the pair we have, plus two Ta. A better path answers about as fast as the
+ * one that already did; the check that is still unanswered after that is
+ * headed for a private address of another network or a NAT that drops it
+ * (measured through tests/nat: 250 ms were spent waiting on the unreachable
+ * host/host pair in every call between two NATed peers). When the pair we
+ * have is relayed, the full nomination_wait_us stays: a direct pair whose
+ * first check a NAT dropped may still succeed on the peer's triggered
+ * check, and media through a relay costs the relay operator. */
+static uint64_t patience_us(const sluice_ice_agent *a, const struct pair *best)
+{
+    return 4 * best->rtt_us + 2 * a->cfg.ta_us;
+}
+
 /* When the controlling agent will nominate for component c: 0 when there
  * is nothing to decide (not controlling, nominated or nominating, no valid
  * pair), else the time, with *best the pair to nominate. */
@@ -285,7 +309,7 @@ static uint64_t nomination_due(const sluice_ice_agent *a, const struct stream *s
                                int *best)
 {
     const struct component *comp = &s->comp[c - 1];
-    bool better_pending = false;
+    uint64_t latest, due = 1; /* 1: at once */
     if (!a->controlling || !s->have_remote_creds || comp->sel.pair >= 0)
         return 0;
     for (size_t i = 0; i < s->n_pairs; i++)
@@ -294,14 +318,19 @@ static uint64_t nomination_due(const sluice_ice_agent *a, const struct stream *s
     *best = best_pair(s, c, is_valid);
     if (*best < 0)
         return 0;
+    const struct pair *b = &s->pairs[*best];
+    latest = comp->first_valid_us + a->cfg.nomination_wait_us;
     for (size_t i = 0; i < s->n_pairs; i++) {
         const struct pair *p = &s->pairs[i];
-        if (p->component == c && is_pending(p) && p->priority > s->pairs[*best].priority)
-            better_pending = true;
+        if (p->component != c || !is_pending(p) || p->priority <= b->priority)
+            continue;
+        if (p->state != PS_IN_PROGRESS || !p->tx.first_us || is_relayed(s, b))
+            return latest;
+        uint64_t t = p->tx.first_us + patience_us(a, b);
+        if (t > due)
+            due = t;
     }
-    if (!better_pending)
-        return 1; /* at once */
-    return comp->first_valid_us + a->cfg.nomination_wait_us;
+    return due < latest ? due : latest;
 }
 
 void ice_update_nomination(sluice_ice_agent *a, uint64_t now, struct stream *s)

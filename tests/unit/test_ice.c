@@ -511,6 +511,44 @@ static void test_nominating_check_skips_ta(void)
     world_free(w);
 }
 
+/* §8.1.1, docs/ice.md: a higher-priority pair whose check stays unanswered
+ * holds the nomination of a direct valid pair back for four of its round
+ * trips plus 2 Ta after that check went out, not for the whole
+ * nomination_wait (250 ms after the first valid pair). L gets an unreachable
+ * remote candidate that outranks R's real one (a private address of another
+ * network, the usual case between two NATed peers). */
+static void test_nomination_patience(void)
+{
+    for (int unreachable = 0; unreachable < 2; unreachable++) {
+        struct world *w = world_new(1, 21);
+        uint64_t t0 = w->now;
+        start(w);
+        if (unreachable) {
+            sluice_ice_candidate c;
+            CHECK_EQ(sluice_ice_candidate_parse(
+                         &c, "candidate:9 1 udp 2130706431 198.51.100.99 9 typ host"), 0);
+            CHECK_EQ(sluice_ice_agent_add_remote_candidate(w->l.ag, w->now, 1, &c), 0);
+            pump(w);
+        }
+        CHECK(run_while(w, t0 + 5 * SEC, both_connected, w));
+        uint64_t took = w->now - t0;
+        printf("# %s: connected after %llu ms\n",
+               unreachable ? "with an unreachable better pair" : "one pair",
+               (unsigned long long)(took / MS));
+        if (unreachable) {
+            /* First check (to the unreachable one) at t0, R's pair at
+             * t0 + Ta, valid 20 ms later; nominated at t0 + 4 x 20 ms + 2 x
+             * 50 ms = t0 + 180 ms, answered 20 ms later. */
+            CHECK(took >= 180 * MS && took <= 205 * MS);
+            CHECK(took < 50 * MS + 20 * MS + 250 * MS); /* the old wait */
+            CHECK(sluice_addr_equal(&w->l.sel_remote.addr, &w->r.bases[0]));
+        } else {
+            CHECK_EQ(took, 40 * MS);
+        }
+        world_free(w);
+    }
+}
+
 /* §6.1.1: facing a lite peer the full agent controls, and keeps the role
  * when the peer disagrees (a 487 answer or a request claiming the
  * controlling role): over seeds, both tie-breaker orders occur. */
@@ -1250,6 +1288,7 @@ int main(void)
     RUN(test_two_components);
     RUN(test_role_conflict);
     RUN(test_nominating_check_skips_ta);
+    RUN(test_nomination_patience);
     RUN(test_lite_peer_keeps_controlling);
     RUN(test_peer_reflexive);
     RUN(test_trickle_late);
