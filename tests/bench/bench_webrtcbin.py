@@ -6,18 +6,20 @@ answer being applied at the offerer to its connection-state "connected"
 the answerer always webrtcbin with libnice (issue 8, docs/benchmarks.md).
 
 Cases: loopback (127.0.0.1 only), both peers behind port-restricted cone
-NATs with a STUN server, both behind symmetric NATs with a TURN server
-(tests/nat/netns.py namespaces, coturn as the STUN/TURN server on the
-namespace internet: libnice's STUN Binding requests got no answer from
-sluice-relay there). The NAT cases need root and coturn; they are skipped
+NATs with a STUN server, both behind symmetric NATs with a STUN and a TURN
+server (tests/nat/netns.py namespaces, sluice-relay as the STUN/TURN server
+on the namespace internet). The NAT cases need root; they are skipped
 otherwise.
 
-    bench_webrtcbin.py [RUNS]
+    bench_webrtcbin.py SLUICE-RELAY [RUNS]
+
+coturn is not used as the server here: libnice's relayed calls through it
+failed in these namespaces (CreatePermission answered 400 after a 438, and
+coturn closing libnice's UDP allocation; docs/benchmarks.md).
 
 The peers are tests/bench/webrtcbin_peer.py processes; GST_PLUGIN_PATH must
 find the sluice plugin."""
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -26,50 +28,12 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "nat"))
+import nat_ice  # noqa: E402
 import netns  # noqa: E402
 
 PEER = os.path.join(HERE, "webrtcbin_peer.py")
 TIMEOUT_S = 20
 SERVER = netns.SERVER_IP + ":3478"
-
-
-class Coturn:
-    """coturn's turnserver on the namespace internet, up once a Binding
-    request from a gets an answer."""
-
-    def __init__(self, topo):
-        self.proc = subprocess.Popen(
-            topo.exec_prefix("inet") + [
-                "turnserver", "-n", "--listening-ip", netns.SERVER_IP, "--relay-ip",
-                netns.SERVER_IP, "--listening-port", "3478", "--lt-cred-mech", "--user",
-                "nat:natpass", "--realm", "nat.invalid", "--no-tls", "--no-dtls", "--no-cli",
-                "--log-file", "stdout"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        try:
-            while time.monotonic() < deadline:
-                # The client waits for ever for an answer: bound it.
-                r = subprocess.run(topo.exec_prefix("a") + ["timeout", "1",
-                                                            "turnutils_stunclient", "-p", "3478",
-                                                            netns.SERVER_IP],
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                if "reflexive addr" in r.stdout:
-                    return
-                time.sleep(0.2)
-        except BaseException:
-            self.stop()
-            raise
-        self.stop()
-        raise RuntimeError("coturn did not answer")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def call(topo, offerer, extra):
@@ -128,11 +92,12 @@ def call(topo, offerer, extra):
 
 
 def main():
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    relay_bin = os.path.abspath(sys.argv[1])
+    runs = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     stun = ["--stun", "stun://" + SERVER]
     turn = ["--turn", "turn://nat:natpass@" + SERVER]
     cases = [("loopback", None, None, ["--loopback"])]
-    why = netns.unavailable() or (None if shutil.which("turnserver") else "no coturn")
+    why = netns.unavailable()
     if why:
         print(f"# NAT cases skipped: {why}")
     else:
@@ -147,7 +112,7 @@ def main():
         try:
             if nat_a:
                 topo = netns.Topology(nat_a, nat_b)
-                relay = Coturn(topo)
+                relay = nat_ice.start_relay(topo, relay_bin)
             for _ in range(runs):
                 for offerer in ("sluice", "libnice"):
                     ms = call(topo, offerer, extra)

@@ -16,6 +16,7 @@ libnice (webrtcbin's default)."""
 import argparse
 import base64
 import ctypes
+import os
 import sys
 import time
 
@@ -66,6 +67,7 @@ class Peer:
             ice.emit("add-local-ip-address", "127.0.0.1")
         self.pipe.add(w)
         self.t_answer = None
+        self.pending = b""
         self.reported = False
         w.connect("on-ice-candidate", lambda _w, m, c: say("cand", m, c))
         w.connect("notify::connection-state", self.on_state)
@@ -108,11 +110,26 @@ class Peer:
         say("sdp", base64.b64encode(d.sdp.as_text().encode()).decode())
 
     def on_stdin(self, fd, cond):
-        line = sys.stdin.readline()
-        if not line or line.strip() == "quit":
+        # Read what is there and handle every complete line: a buffered
+        # sys.stdin.readline() would leave the lines that came in the same
+        # read (the offer and its first candidates) in Python's buffer, where
+        # no further IO_IN wakes them up.
+        data = os.read(fd, 65536)
+        if not data:
             self.loop.quit()
             return GLib.SOURCE_REMOVE
-        kind, _, rest = line.strip().partition(" ")
+        self.pending += data
+        *lines, self.pending = self.pending.split(b"\n")
+        for line in lines:
+            if not self.on_line(line.decode().strip()):
+                self.loop.quit()
+                return GLib.SOURCE_REMOVE
+        return GLib.SOURCE_CONTINUE
+
+    def on_line(self, line):
+        if line == "quit":
+            return False
+        kind, _, rest = line.partition(" ")
         if kind == "sdp":
             _, msg = GstSdp.SDPMessage.new_from_text(base64.b64decode(rest).decode())
             if self.args.role == "offer":
@@ -127,7 +144,7 @@ class Peer:
         elif kind == "cand":
             mline, _, cand = rest.partition(" ")
             self.webrtc.emit("add-ice-candidate", int(mline), cand)
-        return GLib.SOURCE_CONTINUE
+        return True
 
     def run(self):
         self.pipe.set_state(Gst.State.PLAYING)
