@@ -127,7 +127,6 @@ struct _GstSluiceWebRTCICE {
     gchar *stun_server, *turn_server, *http_proxy;
     GPtrArray *turn_servers; /* add_turn_server() URIs */
     GHashTable *applied;     /* server URIs given to the agent */
-    GArray *tos;             /* guint per stream id (set before gathering) */
     gboolean ice_tcp, ice_udp;
     gboolean adopted;
 };
@@ -419,18 +418,9 @@ static GstWebRTCICETransport *find_transport(GstWebRTCICE *ice, GstWebRTCICEStre
 
 static gboolean gather_candidates(GstWebRTCICE *ice, GstWebRTCICEStream *stream)
 {
-    GstSluiceWebRTCICE *self = GST_SLUICE_WEBRTC_ICE(ice);
-    guint tos = 0;
-    gboolean ok;
+    (void)ice;
     g_return_val_if_fail(GST_IS_SLUICE_WEBRTC_ICE_STREAM(stream), FALSE);
-    ok = gst_webrtc_ice_stream_gather_candidates(stream);
-    g_mutex_lock(&self->lock);
-    if (stream->stream_id < self->tos->len)
-        tos = g_array_index(self->tos, guint, stream->stream_id);
-    g_mutex_unlock(&self->lock);
-    if (ok && tos)
-        gst_sluice_webrtc_ice_stream_set_tos(GST_SLUICE_WEBRTC_ICE_STREAM(stream), tos);
-    return ok;
+    return gst_webrtc_ice_stream_gather_candidates(stream);
 }
 
 /* The address of a candidate attribute (the 5th field), or NULL. */
@@ -699,17 +689,11 @@ static void set_force_relay(GstWebRTCICE *ice, gboolean force_relay)
 
 static void set_tos(GstWebRTCICE *ice, GstWebRTCICEStream *stream, guint tos)
 {
-    GstSluiceWebRTCICE *self = GST_SLUICE_WEBRTC_ICE(ice);
+    (void)ice;
     g_return_if_fail(GST_IS_SLUICE_WEBRTC_ICE_STREAM(stream));
-    g_mutex_lock(&self->lock);
-    if (self->tos->len <= stream->stream_id)
-        g_array_set_size(self->tos, stream->stream_id + 1);
-    g_array_index(self->tos, guint, stream->stream_id) = tos;
-    g_mutex_unlock(&self->lock);
-    /* Sockets exist once the stream gathers; gather_candidates applies it
-     * then. */
-    if (gst_sluice_webrtc_ice_stream_gathering_started(GST_SLUICE_WEBRTC_ICE_STREAM(stream)))
-        gst_sluice_webrtc_ice_stream_set_tos(GST_SLUICE_WEBRTC_ICE_STREAM(stream), tos);
+    /* The agent keeps it for the stream's sockets, those of a later
+     * gathering and its TURN connections included. */
+    gst_sluice_webrtc_ice_stream_set_tos(GST_SLUICE_WEBRTC_ICE_STREAM(stream), tos);
 }
 
 /* webrtcbin 1.22 keeps the object given to its construct-only "ice-agent"
@@ -931,7 +915,6 @@ static void gst_sluice_webrtc_ice_finalize(GObject *obj)
     g_ptr_array_unref(self->remotes);
     g_ptr_array_unref(self->turn_servers);
     g_hash_table_unref(self->applied);
-    g_array_unref(self->tos);
     g_free(self->stun_server);
     g_free(self->turn_server);
     g_free(self->http_proxy);
@@ -1048,7 +1031,6 @@ static void gst_sluice_webrtc_ice_init(GstSluiceWebRTCICE *self)
     self->remotes = g_ptr_array_new_with_free_func(remote_cand_free);
     self->turn_servers = g_ptr_array_new_with_free_func(g_free);
     self->applied = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    self->tos = g_array_new(FALSE, TRUE, sizeof(guint));
     self->ice_udp = TRUE;
 }
 

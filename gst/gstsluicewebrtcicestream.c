@@ -7,7 +7,6 @@
 #include "gstsluicewebrtcicestream.h"
 
 #include "gstsluicewebrtcicetransport.h"
-#include "sluice-agent-tos.h"
 
 #define GST_CAT_DEFAULT gst_sluice_webrtc_ice_debug
 

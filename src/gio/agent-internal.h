@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* What sluice-agent.c and agent-stream.c share (not installed): the fields
- * of a SluiceAgent and its connections to TURN servers over TCP and TLS. */
+/* What sluice-agent.c, sluice-agent-tos.c and agent-stream.c share (not
+ * installed): the fields of a SluiceAgent and its connections to TURN
+ * servers over TCP and TLS. */
 #ifndef SLUICE_AGENT_INTERNAL_H
 #define SLUICE_AGENT_INTERNAL_H
 
@@ -40,6 +41,9 @@ typedef struct {
     gsize media_bytes;
     guint64 media_dropped;
     gint media_fd;
+    /* The stream's TOS byte (sluice_agent_set_tos), the same in each of its
+     * components; -1 until set (the system's default). */
+    gint tos;
 } Component;
 
 struct _SluiceAgent {
@@ -77,6 +81,11 @@ G_GNUC_INTERNAL Component *sluice_agent_find_component(SluiceAgent *self, guint 
 /* Drain transmits and events, refresh the routes, re-arm the timer. */
 G_GNUC_INTERNAL void sluice_agent_pump_locked(SluiceAgent *self, guint64 now, gboolean arm);
 
+/* sluice-agent-tos.c, lock held: a new socket of base b (b->socket, or a
+ * connection to a TURN server from b's address) gets the TOS byte of b's
+ * stream, when one was set. */
+G_GNUC_INTERNAL void sluice_agent_apply_tos(SluiceAgent *self, const Base *b, GSocket *socket);
+
 /* agent-stream.c: TURN over TCP and TLS (RFC 8656 §3.1; the contract is
  * "Streams to TURN servers" in sluice/ice.h). Lock held in all of these. */
 #define SLUICE_AGENT_MAX_LINKS 16
@@ -93,6 +102,8 @@ G_GNUC_INTERNAL SluiceLink *sluice_link_find(SluiceAgent *self, const sluice_add
 G_GNUC_INTERNAL SluiceLink *sluice_link_ref(SluiceLink *l);
 G_GNUC_INTERNAL void sluice_link_unref(SluiceLink *l);
 G_GNUC_INTERNAL GSocket *sluice_link_socket(SluiceLink *l);
+/* The local address of the base the connection belongs to. */
+G_GNUC_INTERNAL const sluice_addr *sluice_link_base(SluiceLink *l);
 /* May media go on this connection now (its backlog is small)? Writes
  * what waits first. Any thread, with or without the agent lock. */
 G_GNUC_INTERNAL gboolean sluice_link_media_room(SluiceLink *l);

@@ -100,6 +100,11 @@ GSocket *sluice_link_socket(SluiceLink *l)
     return l->socket;
 }
 
+const sluice_addr *sluice_link_base(SluiceLink *l)
+{
+    return &l->base;
+}
+
 static void fmt_link(const SluiceLink *l, gchar *buf, gsize cap)
 {
     char a[SLUICE_ADDR_STRLEN], b[SLUICE_ADDR_STRLEN];
@@ -349,9 +354,9 @@ static GSourceFuncs watch_funcs = {watch_prepare,  watch_check, watch_dispatch,
                                    watch_finalize, NULL,        NULL};
 
 /* A TCP connection from the base's IP (any port) to the server, started
- * without blocking. NULL when no socket could be made or the table is
- * full. */
-static SluiceLink *link_open(SluiceAgent *self, const sluice_transmit *meta)
+ * without blocking, with the TOS byte of the base's stream from the SYN
+ * on. NULL when no socket could be made or the table is full. */
+static SluiceLink *link_open(SluiceAgent *self, const Base *base, const sluice_transmit *meta)
 {
     GSocketFamily fam =
         meta->destination.family == SLUICE_AF_INET6 ? G_SOCKET_FAMILY_IPV6 : G_SOCKET_FAMILY_IPV4;
@@ -383,6 +388,7 @@ static SluiceLink *link_open(SluiceAgent *self, const sluice_transmit *meta)
         g_socket_set_blocking(sock, FALSE);
         /* Checks and ChannelData are small and latency-bound. */
         g_socket_set_option(sock, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
+        sluice_agent_apply_tos(self, base, sock);
         if (g_socket_bind(sock, la, FALSE, &err) && !g_socket_connect(sock, ra, NULL, &err)) {
             connecting = g_error_matches(err, G_IO_ERROR, G_IO_ERROR_PENDING);
             if (connecting)
@@ -428,13 +434,14 @@ void sluice_link_transmit(SluiceAgent *self, guint64 now, const guint8 *buf, gsi
     struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
     gboolean ok, waiting;
     gchar why[160];
-    if (!l && !sluice_agent_find_base(self, &meta->source)) {
-        g_debug("no base for a transmit to a TURN server; dropped");
-        return;
-    }
     if (!l) {
         /* The first bytes for this (base, server, transport): connect. */
-        l = link_open(self, meta);
+        const Base *b = sluice_agent_find_base(self, &meta->source);
+        if (!b) {
+            g_debug("no base for a transmit to a TURN server; dropped");
+            return;
+        }
+        l = link_open(self, b, meta);
         if (!l) {
             sluice_ice_agent_handle_stream_closed(self->core, now, &meta->source,
                                                   &meta->destination, meta->transport);

@@ -818,6 +818,7 @@ guint sluice_agent_add_stream(SluiceAgent *agent, guint n_components, GError **e
             comp->component = c;
             g_queue_init(&comp->media);
             comp->media_fd = -1;
+            comp->tos = -1;
             g_ptr_array_add(agent->components, comp);
         }
     }
@@ -1081,6 +1082,7 @@ gboolean sluice_agent_gather(SluiceAgent *agent, guint stream, GError **error)
             break;
         }
         g_ptr_array_add(agent->bases, b);
+        sluice_agent_apply_tos(agent, b, b->socket);
         if (comp && comp->claimed) {
             if (comp->changed)
                 g_cancellable_cancel(comp->changed);

@@ -55,6 +55,16 @@ gboolean sluice_agent_add_server(SluiceAgent *agent, const gchar *uri, const gch
  * start gathering. Candidates arrive through "new-candidate", then
  * "gathering-done". */
 gboolean sluice_agent_gather(SluiceAgent *agent, guint stream, GError **error);
+/* The IP TOS / traffic class byte (DSCP and ECN, RFC 2474; 0..255) of a
+ * stream's sockets, as webrtcbin's set_tos asks: IP_TOS (IPv4) or
+ * IPV6_TCLASS (IPv6) on its UDP sockets (one per base) and on its TCP/TLS
+ * connections to TURN servers. The agent remembers it for the stream:
+ * sockets that sluice_agent_gather() binds later and connections opened
+ * later get it too, so it may be set before gathering. Returns the number
+ * of sockets set now (0 before gathering), or -1 with error: no such stream
+ * (SLUICE_GIO_ERROR_STATE), or the first socket that refused it (the
+ * others are still set). */
+gint sluice_agent_set_tos(SluiceAgent *agent, guint stream, guint tos, GError **error);
 
 /* Local credentials (newly allocated strings). */
 gboolean sluice_agent_get_local_credentials(SluiceAgent *agent, guint stream, gchar **ufrag,

@@ -5,8 +5,11 @@
  * TCP/TLS: against TCP servers the test plays itself (refused, closed,
  * garbage, silent: the agent reports, closes and stays bounded), and under
  * tests/gst/turn_servers.sh relayed media both ways through sluice-relay and
- * coturn over TCP and TLS. */
+ * coturn over TCP and TLS. The TOS byte set before gathering reaches the
+ * UDP sockets and the TCP connections to TURN servers. */
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "sluice-gio.h"
 
@@ -540,6 +543,107 @@ static void test_turn_tcp_bounded(void)
     g_main_context_unref(w.ctx);
 }
 
+/* The port of fd's local (or peer) address when it is 127.0.0.1, else 0. */
+static guint16 loopback_port(int fd, gboolean peer)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    int rc = peer ? getpeername(fd, (struct sockaddr *)&sa, &len)
+                  : getsockname(fd, (struct sockaddr *)&sa, &len);
+    if (rc != 0 || sa.sin_family != AF_INET || sa.sin_addr.s_addr != htonl(INADDR_LOOPBACK))
+        return 0;
+    return ntohs(sa.sin_port);
+}
+
+/* IP_TOS of a socket of this process of the given type: the one whose
+ * local port on 127.0.0.1 is local_port, or (local_port 0) whose peer's
+ * port on 127.0.0.1 is peer_port; -1 when there is none. */
+static gint loopback_socket_tos(int type, guint16 local_port, guint16 peer_port)
+{
+    GDir *d = g_dir_open("/proc/self/fd", 0, NULL);
+    const gchar *name;
+    gint found = -1;
+    g_assert_nonnull(d);
+    while (found < 0 && (name = g_dir_read_name(d))) {
+        int fd = (int)g_ascii_strtoll(name, NULL, 10), t = 0, v = 0;
+        socklen_t tl = sizeof t, vl = sizeof v;
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &t, &tl) != 0 || t != type)
+            continue;
+        if (local_port ? loopback_port(fd, FALSE) != local_port
+                       : loopback_port(fd, TRUE) != peer_port)
+            continue;
+        if (getsockopt(fd, IPPROTO_IP, IP_TOS, &v, &vl) == 0)
+            found = v;
+    }
+    g_dir_close(d);
+    return found;
+}
+
+/* The port of the stream's only local candidate, once it was gathered. */
+static guint16 host_candidate_port(Peer *p)
+{
+    gchar **cands = sluice_agent_get_local_candidates(p->agent, p->stream);
+    guint16 port = 0;
+    if (g_strv_length(cands) == 1) {
+        gchar **f = g_strsplit(cands[0], " ", -1);
+        if (g_strv_length(f) > 5)
+            port = (guint16)g_ascii_strtoull(f[5], NULL, 10);
+        g_strfreev(f);
+    }
+    g_strfreev(cands);
+    return port;
+}
+
+/* TOS bytes: DSCP AF42 (36) and AF21 (18), RFC 2597. */
+#define AF42 (36 << 2)
+#define AF21 (18 << 2)
+
+static gboolean host_and_turn_connection(World *w)
+{
+    return host_candidate_port(&w->a) != 0 && fakes[0].accepted >= 1;
+}
+
+/* sluice_agent_set_tos() before gathering: the UDP base bound later and the
+ * TCP connection to a TURN server opened later carry the byte; set again,
+ * it changes on both at once. */
+static void test_tos(void)
+{
+    World w = {0};
+    GError *err = NULL;
+    guint16 udp_port;
+    gchar *uri;
+    w.ctx = g_main_context_new();
+    fake_start(&fakes[0], w.ctx, FAKE_SILENT);
+    uri = g_strdup_printf("turn:127.0.0.1:%u?transport=tcp", fakes[0].port);
+    peer_init(&w, &w.a, NULL, TRUE);
+    g_assert_true(sluice_agent_add_server(w.a.agent, uri, "alice", "secret", &err));
+    g_assert_no_error(err);
+
+    g_assert_cmpint(sluice_agent_set_tos(w.a.agent, 9, AF42, &err), ==, -1);
+    g_assert_error(err, SLUICE_GIO_ERROR, SLUICE_GIO_ERROR_STATE);
+    g_clear_error(&err);
+    g_assert_cmpint(sluice_agent_set_tos(w.a.agent, w.a.stream, AF42, &err), ==, 0);
+    g_assert_no_error(err);
+
+    g_assert_true(sluice_agent_gather(w.a.agent, w.a.stream, &err));
+    g_assert_no_error(err);
+    g_assert_true(run_until(&w, host_and_turn_connection));
+    udp_port = host_candidate_port(&w.a);
+    g_assert_cmpint(loopback_socket_tos(SOCK_DGRAM, udp_port, 0), ==, AF42);
+    g_assert_cmpint(loopback_socket_tos(SOCK_STREAM, 0, fakes[0].port), ==, AF42);
+
+    /* AF21 now: the base and the connection, 2 sockets. */
+    g_assert_cmpint(sluice_agent_set_tos(w.a.agent, w.a.stream, AF21, &err), ==, 2);
+    g_assert_no_error(err);
+    g_assert_cmpint(loopback_socket_tos(SOCK_DGRAM, udp_port, 0), ==, AF21);
+    g_assert_cmpint(loopback_socket_tos(SOCK_STREAM, 0, fakes[0].port), ==, AF21);
+
+    peer_clear(&w.a);
+    fake_stop(&fakes[0]);
+    g_free(uri);
+    g_main_context_unref(w.ctx);
+}
+
 static gboolean both_got_ten(World *w)
 {
     return w->a.got->len >= 10 && w->b.got->len >= 10;
@@ -574,6 +678,8 @@ static void relayed_pair(const gchar *port_env, const gchar *scheme, const gchar
     }
     exchange_credentials(&w.a, &w.b);
     exchange_credentials(&w.b, &w.a);
+    /* A's TOS byte (EF, DSCP 46) on its connection to the server; B's stays 0. */
+    g_assert_cmpint(sluice_agent_set_tos(w.a.agent, w.a.stream, 46 << 2, &err), ==, 0);
     t0 = g_get_monotonic_time();
     g_assert_true(sluice_agent_gather(w.a.agent, w.a.stream, &err));
     g_assert_true(sluice_agent_gather(w.b.agent, w.b.stream, &err));
@@ -583,8 +689,11 @@ static void relayed_pair(const gchar *port_env, const gchar *scheme, const gchar
     for (Peer *p = &w.a; p; p = p == &w.a ? &w.b : NULL) {
         SluiceAgentRoute r;
         g_assert_true(sluice_agent_get_route(p->agent, 1, 1, &r));
+        gint tos = -1;
         g_assert_cmpint(r.route.transport, ==, transport);
         g_assert_nonnull(r.link);
+        g_assert_true(g_socket_get_option(r.socket, IPPROTO_IP, IP_TOS, &tos, &err));
+        g_assert_cmpint(tos, ==, p == &w.a ? 46 << 2 : 0);
         sluice_agent_route_clear(&r);
     }
     /* Three rounds of ten each way, 1 to 3000 bytes (above the 2 KiB the
@@ -688,6 +797,7 @@ int main(int argc, char **argv)
     g_test_add_func("/gio-agent/turn-tcp/closed", test_turn_tcp_closed);
     g_test_add_func("/gio-agent/turn-tcp/garbage", test_turn_tcp_garbage);
     g_test_add_func("/gio-agent/turn-tcp/bounded", test_turn_tcp_bounded);
+    g_test_add_func("/gio-agent/tos", test_tos);
     g_test_add_func("/gio-agent/relayed/sluice-relay-tcp", test_relayed_relay_tcp);
     g_test_add_func("/gio-agent/relayed/sluice-relay-tls", test_relayed_relay_tls);
     g_test_add_func("/gio-agent/relayed/coturn-tcp", test_relayed_coturn_tcp);
