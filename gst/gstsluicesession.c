@@ -134,6 +134,14 @@ void gst_sluice_session_install_properties(GObjectClass *klass)
                             "as sluice-coord prints it; replaces coordinator-ca",
                             NULL, rw));
     g_object_class_install_property(
+        klass, GST_SLUICE_PROP_FATAL_ERRORS,
+        g_param_spec_boolean("fatal-errors", "Fatal errors",
+                             "Post ICE failure, ICE consent loss and TURN authentication "
+                             "failure (401/441) as element errors; FALSE: as warnings, for "
+                             "applications that recover (ICE restart), as webrtcbin does",
+                             TRUE, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                       GST_PARAM_MUTABLE_PLAYING));
+    g_object_class_install_property(
         klass, GST_SLUICE_PROP_RELAY_ONLY,
         g_param_spec_boolean("relay-only", "Relay only",
                              "Use only relayed candidates (needs turn-server)", FALSE, rw));
@@ -159,6 +167,7 @@ void gst_sluice_session_init(GstSluiceSession *s, GstElement *element)
     s->element = element;
     g_mutex_init(&s->lock);
     s->stream = s->component = s->n_components = 1;
+    s->fatal_errors = TRUE;
     g_weak_ref_init(&s->self_ref, NULL);
 }
 
@@ -259,6 +268,9 @@ gboolean gst_sluice_session_set_property(GstSluiceSession *s, guint id, const GV
     case GST_SLUICE_PROP_COORDINATOR_PIN:
         set_str(&s->coord_pin, v);
         break;
+    case GST_SLUICE_PROP_FATAL_ERRORS:
+        g_atomic_int_set(&s->fatal_errors, g_value_get_boolean(v));
+        break;
     case GST_SLUICE_PROP_MIN_PORT:
         s->min_port = g_value_get_uint(v);
         break;
@@ -340,6 +352,9 @@ gboolean gst_sluice_session_get_property(GstSluiceSession *s, guint id, GValue *
     case GST_SLUICE_PROP_COORDINATOR_PIN:
         g_value_set_string(v, s->coord_pin);
         break;
+    case GST_SLUICE_PROP_FATAL_ERRORS:
+        g_value_set_boolean(v, g_atomic_int_get(&s->fatal_errors));
+        break;
     case GST_SLUICE_PROP_MIN_PORT:
         g_value_set_uint(v, s->min_port);
         break;
@@ -363,6 +378,17 @@ static GstElement *element_ref(GstSluiceSession *s)
     return g_weak_ref_get(&s->self_ref);
 }
 
+/* A failure of the connection to the peer: an element error, or a warning
+ * when "fatal-errors" is FALSE (the application recovers). */
+#define POST_FAILURE(s, e, domain, code, text, debug)                                          \
+    G_STMT_START {                                                                             \
+        if (g_atomic_int_get(&(s)->fatal_errors))                                              \
+            GST_ELEMENT_ERROR(e, domain, code, text, debug);                                   \
+        else                                                                                   \
+            GST_ELEMENT_WARNING(e, domain, code, text, debug);                                 \
+    }                                                                                          \
+    G_STMT_END
+
 static void on_state(SluiceAgent *agent, guint stream, gint state, gpointer data)
 {
     GstSluiceSession *s = data;
@@ -380,11 +406,10 @@ static void on_state(SluiceAgent *agent, guint stream, gint state, gpointer data
                                                     ev ? ev->value_nick : "?", NULL)));
         g_type_class_unref(ec);
         if (state == SLUICE_ICE_FAILED)
-            GST_ELEMENT_ERROR(e, RESOURCE, OPEN_READ_WRITE,
-                              ("ICE failed: no route to the peer"),
-                              ("every candidate pair of stream %u failed; check the remote "
-                               "candidates and credentials, or add a TURN server",
-                               stream));
+            POST_FAILURE(s, e, RESOURCE, OPEN_READ_WRITE, ("ICE failed: no route to the peer"),
+                         ("every candidate pair of stream %u failed; check the remote "
+                          "candidates and credentials, or add a TURN server",
+                          stream));
         if (state == SLUICE_ICE_CONNECTED || state == SLUICE_ICE_COMPLETED)
             s->posted_consent_error = FALSE;
     }
@@ -423,10 +448,10 @@ static void on_consent_lost(SluiceAgent *agent, guint stream, guint comp, gpoint
         s->posted_consent_error = TRUE;
         /* RFC 7675 §5.1: no more media on this pair. An ICE restart
          * (sluice_agent_restart) can bring the stream back. */
-        GST_ELEMENT_ERROR(e, RESOURCE, WRITE, ("ICE consent lost: the peer stopped answering"),
-                          ("no consent response for 30 s on stream %u component %u; sending "
-                           "stopped (RFC 7675). Restart ICE to recover.",
-                           stream, comp));
+        POST_FAILURE(s, e, RESOURCE, WRITE, ("ICE consent lost: the peer stopped answering"),
+                     ("no consent response for 30 s on stream %u component %u; sending "
+                      "stopped (RFC 7675). Restart ICE to recover.",
+                      stream, comp));
     }
     gst_object_unref(e);
 }
@@ -440,9 +465,8 @@ static void on_server_error(SluiceAgent *agent, const gchar *server, gint code,
     if (!e)
         return;
     if (code == 401 || code == 441)
-        GST_ELEMENT_ERROR(e, RESOURCE, NOT_AUTHORIZED,
-                          ("TURN authentication failed at %s", server),
-                          ("%d %s: check turn-server's username and password", code, text));
+        POST_FAILURE(s, e, RESOURCE, NOT_AUTHORIZED, ("TURN authentication failed at %s", server),
+                     ("%d %s: check turn-server's username and password", code, text));
     else
         GST_ELEMENT_WARNING(e, RESOURCE, OPEN_READ_WRITE, ("server %s: %s", server, text),
                             ("error code %d", code));

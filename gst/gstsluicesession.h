@@ -26,6 +26,9 @@ typedef struct {
     guint min_port, max_port;
     /* Signalling through a sluice-coord coordinator (docs/elements.md). */
     gchar *coordinator, *client_name, *peer, *coord_ca, *coord_pin;
+    /* ICE failure, consent loss and TURN authentication failure as element
+     * errors (TRUE) or warnings; atomic (read on the agent's context). */
+    gint fatal_errors;
     /* While started. */
     GWeakRef self_ref;
     gulong handlers[5];
@@ -56,6 +59,7 @@ enum {
     GST_SLUICE_PROP_PEER,
     GST_SLUICE_PROP_COORDINATOR_CA,
     GST_SLUICE_PROP_COORDINATOR_PIN,
+    GST_SLUICE_PROP_FATAL_ERRORS,
     GST_SLUICE_PROP_LAST
 };
 

@@ -129,18 +129,23 @@ static void gst_sluice_webrtc_ice_transport_constructed(GObject *obj)
 
     /* webrtcbin's transport bins link "src" and "sink", the pads of icesrc
      * and icesink. The sink must not wait for preroll or a clock: it sends
-     * DTLS and media as they come (icesink's own defaults, set again). */
+     * DTLS and media as they come (icesink's own defaults, set again).
+     * With fatal-errors off, ICE failure, consent loss and TURN
+     * authentication failures are bus warnings, not errors (on which
+     * applications quit): webrtcbin reports them through its connection
+     * states, from this transport's state, and the application may restart
+     * ICE, as with libnice. */
     ice->src = make_element("icesrc", GST_TYPE_ICE_SRC);
     /* One buffer per push: with buffer lists, webrtcbin's receive chain
      * (GStreamer 1.22) unreffed a buffer once too often in about one run in
      * ten of the TURN-over-TCP/TLS tests, where DTLS flights arrive
      * together; 0 in 10 without (docs/webrtcbin.md). */
     g_object_set(ice->src, "agent", self->agent, "stream", self->stream_id, "component",
-                 ICE_COMPONENT(self), "buffer-lists", FALSE, NULL);
+                 ICE_COMPONENT(self), "buffer-lists", FALSE, "fatal-errors", FALSE, NULL);
     ice->sink = make_element("icesink", GST_TYPE_ICE_SINK);
     g_object_set(ice->sink, "agent", self->agent, "stream", self->stream_id, "component",
                  ICE_COMPONENT(self), "sync", FALSE, "async", FALSE, "enable-last-sample", FALSE,
-                 NULL);
+                 "fatal-errors", FALSE, NULL);
 }
 
 static void gst_sluice_webrtc_ice_transport_dispose(GObject *obj)

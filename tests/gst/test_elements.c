@@ -4,7 +4,8 @@
  * GstTestClock: the peer goes away, 30 s of mock time later the sink stops
  * sending and the application is told; an ICE restart brings media back.
  * Under tests/gst/turn_servers.sh: the same relay-only through sluice-relay
- * and coturn over TURN UDP, TCP and TLS. */
+ * and coturn over TURN UDP, TCP and TLS. ICE failure is a bus error, or a
+ * warning with fatal-errors=FALSE (webrtcbin's transport). */
 #include <gst/check/gstcheck.h>
 #include <gst/check/gstharness.h>
 #include <gst/check/gsttestclock.h>
@@ -529,6 +530,88 @@ GST_START_TEST(test_state_cycles)
 }
 GST_END_TEST;
 
+/* ICE fails at once on an agent whose only remote candidate cannot be
+ * paired (IPv6, a documentation address, against a 127.0.0.1 base: no check
+ * is ever sent) once gathering is done and the peer said end-of-candidates.
+ * The element posts "ICE failed" as an error, or with fatal-errors=FALSE as
+ * a warning, after its sluice-ice-state message "failed". */
+static void ice_failure_message(const gchar *factory, gboolean fatal)
+{
+    SluiceAgent *agent = g_object_new(SLUICE_TYPE_AGENT, NULL);
+    GstBus *bus = gst_bus_new();
+    GstHarness *h;
+    GstMessage *msg = NULL;
+    GError *err = NULL;
+    gboolean fatal_default = FALSE, told_failed = FALSE;
+    gint64 end = g_get_monotonic_time() + 10 * G_TIME_SPAN_SECOND;
+
+    fail_unless(sluice_agent_add_local_address(agent, "127.0.0.1", &err));
+    fail_unless_equals_int(sluice_agent_add_stream(agent, 1, &err), 1);
+    fail_unless(sluice_agent_set_remote_credentials(agent, 1, "nope", "nobodyanswerschecks0123",
+                                                    &err));
+    fail_unless(sluice_agent_add_remote_candidate(
+        agent, 1, "candidate:1 1 udp 2122260223 2001:db8::1 9 typ host", &err));
+    h = g_str_equal(factory, "icesrc") ? src_harness(agent) : sink_harness(agent);
+    g_object_get(h->element, "fatal-errors", &fatal_default, NULL);
+    fail_unless(fatal_default, "%s: fatal-errors is not TRUE by default", factory);
+    g_object_set(h->element, "fatal-errors", fatal, NULL);
+    gst_element_set_bus(h->element, bus);
+    fail_unless(sluice_agent_gather(agent, 1, &err));
+    fail_unless(sluice_agent_end_of_candidates(agent, 1));
+    fail_unless(err == NULL, "%s", err ? err->message : "");
+
+    /* Element messages until the error or warning; bounded. */
+    while (!msg && g_get_monotonic_time() < end) {
+        GstClockTime left = (GstClockTime)(end - g_get_monotonic_time()) * GST_USECOND;
+        GstMessage *m = gst_bus_timed_pop_filtered(
+            bus, left, GST_MESSAGE_ELEMENT | GST_MESSAGE_ERROR | GST_MESSAGE_WARNING);
+        const GstStructure *st = m ? gst_message_get_structure(m) : NULL;
+        if (!m)
+            break;
+        if (GST_MESSAGE_TYPE(m) != GST_MESSAGE_ELEMENT) {
+            msg = m;
+            continue;
+        }
+        if (gst_structure_has_name(st, "sluice-ice-state") &&
+            g_strcmp0(gst_structure_get_string(st, "state"), "failed") == 0)
+            told_failed = TRUE;
+        gst_message_unref(m);
+    }
+    fail_unless(msg != NULL, "%s: ICE failure not posted within 10 s", factory);
+    fail_unless(told_failed, "%s: no sluice-ice-state \"failed\" before it", factory);
+    fail_unless_equals_int(GST_MESSAGE_TYPE(msg),
+                           fatal ? GST_MESSAGE_ERROR : GST_MESSAGE_WARNING);
+    if (fatal)
+        gst_message_parse_error(msg, &err, NULL);
+    else
+        gst_message_parse_warning(msg, &err, NULL);
+    fail_unless(g_error_matches(err, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ_WRITE));
+    fail_unless(strstr(err->message, "ICE failed") != NULL, "%s", err->message);
+    g_clear_error(&err);
+    gst_message_unref(msg);
+    /* The warning was all: no error behind it. */
+    msg = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+    fail_unless(msg == NULL, "%s: an error was posted as well", factory);
+
+    gst_harness_teardown(h);
+    g_object_unref(agent);
+    gst_object_unref(bus);
+}
+
+GST_START_TEST(test_ice_failure_fatal_errors)
+{
+    ice_failure_message("icesrc", TRUE);
+    ice_failure_message("icesink", TRUE);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_ice_failure_not_fatal)
+{
+    ice_failure_message("icesrc", FALSE);
+    ice_failure_message("icesink", FALSE);
+}
+GST_END_TEST;
+
 static Suite *elements_suite(void)
 {
     Suite *s = suite_create("sluice-elements");
@@ -538,6 +621,8 @@ static Suite *elements_suite(void)
     tcase_add_test(tc, test_loopback_exact);
     tcase_add_test(tc, test_consent_mock_clock);
     tcase_add_test(tc, test_state_cycles);
+    tcase_add_test(tc, test_ice_failure_fatal_errors);
+    tcase_add_test(tc, test_ice_failure_not_fatal);
     tcase_add_test(tc, test_relayed_sluice_relay);
     tcase_add_test(tc, test_relayed_coturn);
     tcase_add_test(tc, test_relayed_sluice_relay_tcp);

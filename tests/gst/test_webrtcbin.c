@@ -1068,6 +1068,11 @@ GST_START_TEST(test_backend_api)
     fail_unless(t0->src != NULL && t0->sink != NULL);
     fail_unless_equals_string(GST_OBJECT_NAME(gst_element_get_factory(t0->src)), "icesrc");
     fail_unless_equals_string(GST_OBJECT_NAME(gst_element_get_factory(t0->sink)), "icesink");
+    /* ICE failure is webrtcbin's connection state, not a bus error. */
+    gboolean src_fatal = TRUE, sink_fatal = TRUE;
+    g_object_get(t0->src, "fatal-errors", &src_fatal, NULL);
+    g_object_get(t0->sink, "fatal-errors", &sink_fatal, NULL);
+    fail_if(src_fatal || sink_fatal, "the transport's elements have fatal-errors on");
     fail_unless(gst_webrtc_ice_find_transport(ice, s0, GST_WEBRTC_ICE_COMPONENT_RTCP) == NULL,
                 "rtcp-mux only");
 
