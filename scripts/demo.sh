@@ -52,48 +52,16 @@ build=$(cd "$build" && pwd)
 work=$(mktemp -d)
 SEND_PID='' RECV_PID=''
 cleanup() {
-    local p
-    for p in "$SEND_PID" "$RECV_PID"; do
-        [ -n "$p" ] && kill -INT "$p" 2>/dev/null || true
-    done
-    for p in "$SEND_PID" "$RECV_PID"; do
-        [ -n "$p" ] && wait "$p" 2>/dev/null || true
-    done
+    sluice_kill_wait INT "$SEND_PID" "$RECV_PID"
     relay_stop COORD
     relay_cleanup "$work"
 }
 trap cleanup EXIT
 
-secret=$(openssl rand -hex 16)
-# A free port can be taken between the probe and the bind: retry.
-started=false
-for _ in 1 2 3; do
-    rport=$(sluice_free_udp_port)
-    if relay_spawn RELAY "$work" "$build/src/relay/sluice-relay" --listen 127.0.0.1 \
-        --port "$rport" --workers 1 --auth-secret "$secret" --realm demo.invalid \
-        --allow-peer 127.0.0.0/8 --metrics-listen off; then
-        started=true
-        break
-    fi
-    relay_stop RELAY
-done
-$started || sluice_die "sluice-relay did not start; its log: $(cat "$RELAY_LOG")"
+relay_coord_start "$work" "$build/src/relay/sluice-relay" "$build/src/coordd/sluice-coord" ||
+    sluice_die "the local relay and coordinator did not start"
+rport=$RELAY_PORT cport=$COORD_PORT fp=$COORD_FP
 sluice_log "sluice-relay (pid $RELAY_PID): TURN on 127.0.0.1:$rport, TURN REST secret generated"
-
-started=false
-for _ in 1 2 3; do
-    cport=$(sluice_free_udp_port)
-    if relay_spawn COORD "$work" "$build/src/coordd/sluice-coord" --listen 127.0.0.1 \
-        --port "$cport" --state-dir "$work/coord" --server-name 127.0.0.1 \
-        --turn-secret "$secret" --turn-uri "turn:127.0.0.1:$rport" --metrics-listen off; then
-        started=true
-        break
-    fi
-    relay_stop COORD
-done
-$started || sluice_die "sluice-coord did not start; its log: $(cat "$COORD_LOG")"
-fp=$(sed -n 's/.*msg="ready".*fingerprint=\([0-9A-Fa-f:]*\).*/\1/p' "$COORD_LOG" | head -n 1)
-[ -n "$fp" ] || sluice_die "sluice-coord did not print its fingerprint: $(cat "$COORD_LOG")"
 sluice_log "sluice-coord (pid $COORD_PID) on 127.0.0.1:$cport, certificate $fp"
 
 # The pipelines keep their generated identities in the work directory.

@@ -82,6 +82,20 @@ s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
 }
 
+# sluice_kill_wait SIGNAL PID...: send SIGNAL to each of our own child
+# PIDs that is set (empty ones are skipped), then reap them all.
+sluice_kill_wait() {
+    local sig=$1 p
+    shift
+    for p in "$@"; do
+        [ -n "$p" ] && kill "-$sig" "$p" 2>/dev/null
+    done
+    for p in "$@"; do
+        [ -n "$p" ] && wait "$p" 2>/dev/null
+    done
+    return 0
+}
+
 # sluice_have_ipv6_loopback: true when ::1 can be bound (IPv6 is enabled).
 sluice_have_ipv6_loopback() {
     /usr/bin/python3 -c 'import socket

@@ -269,6 +269,8 @@ static gboolean on_readable(GSocket *sock, GIOCondition cond, gpointer data)
             g_error_free(e);
             break;
         }
+        if (n <= 0)
+            g_debug("coordinator connection: %s", e ? e->message : "end of stream");
         g_clear_error(&e);
         if (n <= 0) {
             sluice_coord_client_connection_closed(self->core, now);
@@ -375,6 +377,11 @@ static void on_connected(GObject *src, GAsyncResult *res, gpointer data)
         self->conn = conn;
         self->sock = g_object_ref(g_socket_connection_get_socket(conn));
         g_socket_set_blocking(self->sock, FALSE);
+        /* The client's 10 s is for connecting. Left on the socket it would
+         * end an idle connection: GSocket fails a read with TIMED_OUT once
+         * nothing has moved for that long (found by examples/webrtc-call,
+         * whose signalling goes quiet once the call is up). */
+        g_socket_set_timeout(self->sock, 0);
         g_socket_set_option(self->sock, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
         self->in_src = socket_source(self, G_IO_IN | G_IO_HUP | G_IO_ERR, on_readable);
         sluice_coord_client_start(self->core, now);

@@ -122,3 +122,42 @@ print(value)
 sys.exit(0 if value >= want else 1)
 PY
 }
+
+# relay_coord_start WORKDIR RELAY-BIN COORD-BIN: sluice-relay on 127.0.0.1
+# with a fresh TURN REST secret, and sluice-coord on 127.0.0.1 handing out
+# credentials for it with every DIRECT stream (what scripts/demo.sh and the
+# webrtc-call test run). Three tries each on free ports. Sets RELAY_PORT,
+# COORD_PORT, COORD_FP (the coordinator's certificate SHA-256) and the
+# RELAY_*/COORD_* variables of relay_spawn; stop them with relay_stop COORD
+# and relay_cleanup. Returns non-zero with the reason on stderr.
+relay_coord_start() {
+    local work=$1 relay_bin=$2 coord_bin=$3 secret started=false
+    secret=$(openssl rand -hex 16)
+    for _ in 1 2 3; do
+        RELAY_PORT=$(sluice_free_udp_port)
+        if relay_spawn RELAY "$work" "$relay_bin" --listen 127.0.0.1 --port "$RELAY_PORT" \
+            --workers 1 --auth-secret "$secret" --realm demo.invalid \
+            --allow-peer 127.0.0.0/8 --metrics-listen off; then
+            started=true
+            break
+        fi
+        relay_stop RELAY
+    done
+    $started || { echo "sluice-relay did not start; its log: $(cat "$RELAY_LOG")" >&2; return 1; }
+    started=false
+    for _ in 1 2 3; do
+        COORD_PORT=$(sluice_free_udp_port)
+        if relay_spawn COORD "$work" "$coord_bin" --listen 127.0.0.1 --port "$COORD_PORT" \
+            --state-dir "$work/coord" --server-name 127.0.0.1 --turn-secret "$secret" \
+            --turn-uri "turn:127.0.0.1:$RELAY_PORT" --metrics-listen off; then
+            started=true
+            break
+        fi
+        relay_stop COORD
+    done
+    $started || { echo "sluice-coord did not start; its log: $(cat "$COORD_LOG")" >&2; return 1; }
+    COORD_FP=$(sed -n 's/.*msg="ready".*fingerprint=\([0-9A-Fa-f:]*\).*/\1/p' "$COORD_LOG" |
+        head -n 1)
+    [ -n "$COORD_FP" ] ||
+        { echo "sluice-coord did not print its fingerprint: $(cat "$COORD_LOG")" >&2; return 1; }
+}
