@@ -85,11 +85,22 @@ static void drain(struct st *t)
             break;
         if ((size_t)n > sizeof buf)
             FAIL("poll_transmit overran");
-        sluice_stun_msg m;
-        if (sluice_stun_parse(&m, buf, (size_t)n) != 0)
-            FAIL("server sent an invalid STUN message");
         if (tx.direction != SLUICE_TURN_SERVER_TO_CLIENT)
             FAIL("answer not to a client");
+        sluice_stun_msg m;
+        int pr = sluice_stun_parse(&m, buf, (size_t)n);
+        if (pr == SLUICE_ERR_NOT_STUN) {
+            /* An answer to an RFC 3489 Binding request (RFC 8489 §11.2):
+             * the client's cookie field, a Binding success or error
+             * response whose length field covers the rest. */
+            uint16_t type = (uint16_t)(buf[0] << 8 | buf[1]);
+            if (n < 20 || (type != 0x0101 && type != 0x0111) ||
+                (buf[2] << 8 | buf[3]) != n - 20)
+                FAIL("server sent an invalid RFC 3489 answer");
+            continue;
+        }
+        if (pr != 0)
+            FAIL("server sent an invalid STUN message");
         /* keep the latest nonce of a challenged client */
         const uint8_t *nv;
         size_t nl;
