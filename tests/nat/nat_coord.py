@@ -30,7 +30,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import netns  # noqa: E402
-from nat_ice import Daemon, Lines, first, start_relay, tap_skip_all  # noqa: E402
+from nat_ice import (Daemon, Lines, delivery_problems, first, start_relay,  # noqa: E402
+                     tap_report, tap_skip_all)
 
 TIMEOUT_S = 30
 COORD_PORT = 7878
@@ -171,11 +172,7 @@ def main():
                             print(f"# {side}: {l}")
                     if not deliver:
                         continue
-                    if not first(lines[side], "received "):
-                        problems.append(f"{side} did not receive the other's datagrams")
-                    err = first(lines[side], "error ")
-                    if err:
-                        problems.append(f"{side}: {err}")
+                    problems += delivery_problems(lines, side)
                 if not deliver:
                     check_wrong_pin(lines, problems)
                 elif extra:
@@ -205,12 +202,7 @@ def main():
                         d.stop()
                 if topo:
                     topo.close()
-        if problems:
-            failures += 1
-            print(f"not ok {i} - {name}: " + "; ".join(problems))
-        else:
-            print(f"ok {i} - {name}")
-        sys.stdout.flush()
+        failures += tap_report(i, name, problems)
     return 1 if failures else 0
 
 

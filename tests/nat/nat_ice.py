@@ -47,6 +47,27 @@ class Lines:
         return [d.decode(errors="replace") for d in done]
 
 
+def delivery_problems(lines, side):
+    """What went wrong on one side's datagram exchange (its printed lines)."""
+    problems = []
+    if not first(lines[side], "received "):
+        problems.append(f"{side} did not receive the other's datagrams")
+    err = first(lines[side], "error ")
+    if err:
+        problems.append(f"{side}: {err}")
+    return problems
+
+
+def tap_report(i, name, problems):
+    """Print case i's TAP line; 1 when it failed."""
+    if problems:
+        print(f"not ok {i} - {name}: " + "; ".join(problems))
+    else:
+        print(f"ok {i} - {name}")
+    sys.stdout.flush()
+    return 1 if problems else 0
+
+
 def tap_skip_all(reason):
     print(f"1..0 # SKIP {reason}")
     sys.exit(0)
@@ -197,11 +218,7 @@ def main():
                 for l in lines[side]:
                     if not l.startswith("cand "):
                         print(f"# {side}: {l}")
-                if not first(lines[side], "received "):
-                    problems.append(f"{side} did not receive the other's datagrams")
-                err = first(lines[side], "error ")
-                if err:
-                    problems.append(f"{side}: {err}")
+                problems += delivery_problems(lines, side)
             sel = first(lines["a"], "selected ")
             if sel:
                 ltype, rtype = sel.split()[1:3]
@@ -221,12 +238,7 @@ def main():
                 relay.stop()
             if topo:
                 topo.close()
-        if problems:
-            failures += 1
-            print(f"not ok {i} - {name}: " + "; ".join(problems))
-        else:
-            print(f"ok {i} - {name}")
-        sys.stdout.flush()
+        failures += tap_report(i, name, problems)
     return 1 if failures else 0
 
 
